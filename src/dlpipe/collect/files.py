@@ -1,0 +1,190 @@
+"""Files: CSV/TSV (sniffed delimiter, header and encoding), Parquet and JSON lines."""
+from __future__ import annotations
+
+import csv
+import io
+import json
+from pathlib import Path
+
+import pandas as pd
+
+from dlpipe.collect import Collected
+from dlpipe.errors import DataError
+
+NA_VALUES = ["", "?", "NA", "N/A", "n/a", "na", "NaN", "nan", "null", "NULL", "None", "none", "#N/A"]
+FORMATS = {
+    ".csv": "csv", ".data": "csv", ".txt": "csv", ".tsv": "tsv", ".tab": "tsv",
+    ".parquet": "parquet", ".pq": "parquet", ".jsonl": "jsonl", ".ndjson": "jsonl",
+}
+SNIFF_BYTES = 64 * 1024
+
+
+def read_file(src) -> Collected:
+    """Read the file a FileSource names; the format comes from `format` or the extension."""
+    path = Path(src.path)
+    if not path.exists():
+        raise DataError("file not found", where=str(path), fix="check data.source in the pipeline file")
+    if path.is_dir():
+        raise DataError("is a folder, not a data file", where=str(path))
+    fmt = src.format or FORMATS.get(path.suffix.lower())
+    if fmt is None:
+        raise DataError(
+            f"unknown file type {path.suffix!r}",
+            where=str(path),
+            fix=f"use one of {', '.join(sorted(set(FORMATS)))} or set data.source.format",
+        )
+    if fmt == "parquet":
+        return _read_parquet(path)
+    if fmt == "jsonl":
+        return _read_jsonl(path)
+    return _read_csv(path, src, "\t" if fmt == "tsv" else None)
+
+
+def _read_parquet(path: Path) -> Collected:
+    try:
+        frame = pd.read_parquet(path)
+    except Exception as exc:
+        raise DataError(f"not a readable Parquet file: {str(exc).splitlines()[0]}", where=str(path)) from None
+    return Collected(frame, str(path))
+
+
+def _read_jsonl(path: Path) -> Collected:
+    text = _decode(path.read_bytes(), None, path)[0]
+    records, bad = [], []
+    for number, line in enumerate(text.splitlines(), start=1):
+        if not line.strip():
+            continue
+        try:
+            record = json.loads(line)
+        except json.JSONDecodeError:
+            record = None
+        if isinstance(record, dict):
+            records.append(record)
+        else:
+            bad.append(number)
+    if not records:
+        raise DataError("no JSON object on any line", where=str(path), fix="one JSON object per line is expected")
+    notes = [f"dropped {len(bad)} lines that are not JSON objects (first: line {bad[0]})"] if bad else []
+    return Collected(pd.DataFrame.from_records(records), str(path), notes=notes, dropped_lines=len(bad))
+
+
+def _decode(raw: bytes, encoding: str | None, path: Path) -> tuple[str, str]:
+    """Text and the encoding used: the one given, else UTF-8, else the detected one."""
+    if encoding:
+        try:
+            return raw.decode(encoding), encoding
+        except (UnicodeDecodeError, LookupError) as exc:
+            raise DataError(f"cannot decode as {encoding}: {exc}", where=str(path)) from None
+    try:
+        return raw.decode("utf-8-sig"), "utf-8"
+    except UnicodeDecodeError:
+        pass
+    from charset_normalizer import from_bytes
+
+    best = from_bytes(raw[: 1024 * 1024]).best()
+    for candidate in ([best.encoding] if best else []) + ["cp1252", "latin-1"]:
+        try:
+            return raw.decode(candidate), candidate
+        except (UnicodeDecodeError, LookupError):
+            continue
+    return raw.decode("latin-1"), "latin-1"  # unreachable: latin-1 decodes any byte
+
+
+def _read_csv(path: Path, src, default_delimiter: str | None) -> Collected:
+    raw = path.read_bytes()
+    if not raw.strip():
+        raise DataError("the file is empty", where=str(path))
+    text, encoding = _decode(raw, src.encoding, path)
+    sample = text[:SNIFF_BYTES]
+    delimiter = src.delimiter or default_delimiter or _sniff_delimiter(sample)
+    header = src.header if src.header is not None else detect_header(sample, delimiter)
+    notes = [] if encoding == "utf-8" else [f"read as {encoding} (not UTF-8)"]
+    if src.header is None and not header:
+        notes.append("no header row detected: columns are named column_0, column_1, ...")
+    options = dict(read_csv_options(delimiter, header))
+    try:
+        frame = pd.read_csv(io.StringIO(text), **options)
+        dropped: list[list[str]] = []
+    except pd.errors.ParserError:
+        # Some rows have the wrong number of fields: keep the good ones and count the rest.
+        dropped = []
+        options.update(engine="python", on_bad_lines=lambda fields: dropped.append(fields) and None)
+        try:
+            frame = pd.read_csv(io.StringIO(text), **options)
+        except (pd.errors.ParserError, csv.Error) as exc:
+            raise DataError(f"not a readable CSV file: {exc}", where=str(path)) from None
+    except pd.errors.EmptyDataError:
+        raise DataError("the file has no rows", where=str(path)) from None
+    if dropped:
+        notes.append(f"dropped {len(dropped)} rows with the wrong number of fields")
+    if not header:
+        frame.columns = [f"column_{i}" for i in range(frame.shape[1])]
+    frame = _tidy(frame)
+    detected = {"header": header, "delimiter": delimiter, "encoding": encoding}
+    return Collected(frame, str(path), notes=notes, dropped_lines=len(dropped), options=detected)
+
+
+def read_csv_options(delimiter: str, header: bool) -> dict:
+    """The pandas.read_csv arguments for a sniffed file."""
+    return {
+        "sep": delimiter,
+        "header": 0 if header else None,
+        "na_values": NA_VALUES,
+        "keep_default_na": True,
+        "skipinitialspace": True,
+        "skip_blank_lines": True,
+    }
+
+
+def _tidy(frame: pd.DataFrame) -> pd.DataFrame:
+    """Strip text cells (exports pad them) and turn missing-value tokens left behind into NA."""
+    frame.columns = [str(c).strip() for c in frame.columns]
+    for column in frame.columns:
+        if frame[column].dtype == object or pd.api.types.is_string_dtype(frame[column]):
+            stripped = frame[column].astype("string").str.strip()
+            frame[column] = stripped.mask(stripped.isin(NA_VALUES))
+            numbers = pd.to_numeric(frame[column], errors="coerce")
+            if numbers.notna().sum() == frame[column].notna().sum():
+                frame[column] = numbers  # every present value is a number after stripping
+    return frame
+
+
+def _sniff_delimiter(sample: str) -> str:
+    try:
+        return csv.Sniffer().sniff(sample, delimiters=",;\t|").delimiter
+    except csv.Error:
+        return ","
+
+
+def _is_number(value: str) -> bool:
+    try:
+        float(value.strip())
+        return True
+    except ValueError:
+        return False
+
+
+def detect_header(sample: str, delimiter: str) -> bool:
+    """Whether the first row names columns: it is text where the rows below hold numbers."""
+    try:
+        rows = [r for r in csv.reader(io.StringIO(sample), delimiter=delimiter, skipinitialspace=True) if r]
+    except csv.Error:
+        return True
+    if len(rows) > 2:
+        rows = rows[:-1]  # the sample may cut the last row short
+    first, body = rows[0], rows[1:51]
+    if not body:
+        return True
+    missing = {v.lower() for v in NA_VALUES}
+    numeric_columns = []
+    for j in range(len(first)):
+        cells = [r[j].strip() for r in body if len(r) > j and r[j].strip().lower() not in missing]
+        if cells and sum(map(_is_number, cells)) >= 0.9 * len(cells):
+            numeric_columns.append(j)
+    if numeric_columns:
+        return any(not _is_number(first[j]) and first[j].strip().lower() not in missing for j in numeric_columns)
+    # all text: a header's values are distinct and do not recur in their columns below
+    firsts = [v.strip() for v in first]
+    return len(set(firsts)) == len(firsts) and all(
+        firsts[j] not in {r[j].strip() for r in body if len(r) > j} for j in range(len(firsts))
+    )

@@ -1,0 +1,35 @@
+"""Every error a user can meet, one class each; the CLI maps them to a message and an exit code."""
+from __future__ import annotations
+
+
+class DlpipeError(Exception):
+    """Base of the errors caused by input the user can fix. Exit code 2 unless a subclass says."""
+
+    exit_code = 2
+
+    def __init__(self, message: str, *, where: str | None = None, fix: str | None = None) -> None:
+        self.message = message
+        self.where = where
+        self.fix = fix
+        super().__init__(self.render())
+
+    def render(self) -> str:
+        """One line: where, what, and how to fix it when that is known."""
+        text = f"{self.where}: {self.message}" if self.where else self.message
+        return f"{text} ({self.fix})" if self.fix else text
+
+
+class ConfigError(DlpipeError):
+    """The pipeline file is malformed, names an unknown key, or holds a bad value."""
+
+
+class DataError(DlpipeError):
+    """A data source is missing, unreadable, or does not fit the problem."""
+
+
+class ArtifactError(DlpipeError):
+    """A model or run folder is missing, incomplete, or fails its integrity check."""
+
+
+class ResumeError(DlpipeError):
+    """There is nothing to resume, or the checkpoint does not match the pipeline."""

@@ -1,0 +1,90 @@
+"""Evaluation: model outputs on a split, every metric of the task, and the data behind the plots."""
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import torch
+
+from dlpipe import metrics
+from dlpipe.model import Head
+
+EVAL_BATCH = 8192
+
+
+def to_tensors(inputs: dict[str, np.ndarray]) -> dict[str, torch.Tensor]:
+    return {k: torch.from_numpy(np.ascontiguousarray(v)) for k, v in inputs.items()}
+
+
+@torch.inference_mode()
+def predict_outputs(model: torch.nn.Module, head: Head, inputs: dict[str, torch.Tensor]) -> np.ndarray:
+    """Probabilities (classification) or standardised values (regression), in eval mode, batched."""
+    was_training = model.training
+    model.eval()
+    n = len(next(iter(inputs.values())))
+    chunks = [
+        head.output(model({k: v[i : i + EVAL_BATCH] for k, v in inputs.items()}))
+        for i in range(0, n, EVAL_BATCH)
+    ]
+    model.train(was_training)
+    return torch.cat(chunks).numpy().astype(np.float64)
+
+
+def score(task: str, y: np.ndarray, output: np.ndarray) -> dict[str, float]:
+    """Every metric of the task, rounded for humans but not beyond what matters."""
+    return {k: round(v, 6) for k, v in metrics.compute_all(task, y, output).items()}
+
+
+def details(task: str, y: np.ndarray, output: np.ndarray, classes: list[str] | None) -> dict[str, Any]:
+    """The confusion matrix and per-class figures (classification) or residual summary (regression)."""
+    if task == "classification":
+        from sklearn.metrics import confusion_matrix, precision_recall_fscore_support
+
+        labels = np.arange(output.shape[1])
+        predicted = output.argmax(1)
+        precision, recall, f1, support = precision_recall_fscore_support(
+            y, predicted, labels=labels, zero_division=0
+        )
+        return {
+            "classes": classes,
+            "confusion_matrix": confusion_matrix(y, predicted, labels=labels).tolist(),
+            "per_class": {
+                str(c): {"precision": round(float(p), 6), "recall": round(float(r), 6),
+                         "f1": round(float(f), 6), "support": int(s)}
+                for c, p, r, f, s in zip(classes or labels, precision, recall, f1, support, strict=True)
+            },
+        }
+    residual = np.asarray(output, float) - np.asarray(y, float)
+    return {"residuals": {"mean": float(residual.mean()), "std": float(residual.std()),
+                          "max_abs": float(np.abs(residual).max())}}
+
+
+def split_targets(prepared, name: str):
+    """(targets in the user's units, a function mapping network outputs to those units)."""
+    preprocessor = prepared.preprocessor
+    y = prepared.splits[name].y
+    if preprocessor.classes:
+        return y, lambda out: out
+    return preprocessor.decode_regression(y), preprocessor.decode_regression
+
+
+def evaluate_splits(net, head: Head, prepared, sample_rows: int = 2000) -> dict[str, Any]:
+    """Metrics and details on validation and test (the test split's only use), and a training sample."""
+    task, classes = prepared.preprocessor.task, prepared.preprocessor.classes
+    results: dict[str, Any] = {}
+    for name in ("validation", "test"):
+        y, decode = split_targets(prepared, name)
+        output = decode(predict_outputs(net, head, to_tensors(prepared.splits[name].inputs)))
+        results[name] = {"metrics": score(task, y, output), "details": details(task, y, output, classes)}
+    train = prepared.splits["train"]
+    rows = np.arange(min(sample_rows, len(train)))
+    _, decode = split_targets(prepared, "train")
+    output = decode(predict_outputs(net, head, to_tensors({k: v[rows] for k, v in train.inputs.items()})))
+    sample: dict[str, Any] = {"frame": train.frame.iloc[rows].reset_index(drop=True)}
+    if classes:
+        sample["prediction"] = np.asarray(classes, dtype=object)[output.argmax(1)]
+        sample["probabilities"] = {c: output[:, i] for i, c in enumerate(classes)}
+    else:
+        sample["prediction"] = output
+    results["train_sample"] = sample
+    return results

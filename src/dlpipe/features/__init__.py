@@ -1,0 +1,62 @@
+"""The feature-type registry, and the inference that picks a type (or a reason to ignore) per column."""
+from __future__ import annotations
+
+import re
+
+import pandas as pd
+
+from dlpipe.errors import ConfigError
+from dlpipe.features.base import FeatureType
+from dlpipe.features.binary import Binary
+from dlpipe.features.category import MAX_CATEGORY_LEVELS, Category, normalise
+from dlpipe.features.numeric import Numeric, numeric_share
+
+REGISTRY: dict[str, FeatureType] = {t.name: t for t in (Numeric(), Category(), Binary())}
+ID_NAME = re.compile(r"(^|[_\W])(id|uuid|guid|key|index|idx)($|[_\W])|^(id|uuid)[a-z]*$", re.IGNORECASE)
+TEXT_MIN_WORDS = 4
+
+
+def get(name: str) -> FeatureType:
+    """The registered feature type called `name`."""
+    if name not in REGISTRY:
+        raise ConfigError(f"unknown feature type {name!r}", fix=f"use one of {', '.join(REGISTRY)}")
+    return REGISTRY[name]
+
+
+def infer_column(column: pd.Series) -> tuple[str, str]:
+    """(type, reason) for a column; type 'ignore' when it should not be a feature."""
+    present = column.dropna()
+    if present.empty:
+        return "ignore", "every value is missing"
+    distinct = present.nunique()
+    if distinct == 1:
+        return "ignore", f"constant: every value is {present.iloc[0]!r}"
+    if pd.api.types.is_bool_dtype(present) or distinct == 2:
+        return "binary", REGISTRY["binary"].infer(column) or "two values"
+    if numeric_share(column) >= 0.95:
+        if _is_id_like_numbers(column, present):
+            return "ignore", "ID-like: a distinct whole number per row"
+        return "numeric", REGISTRY["numeric"].infer(column) or "numbers"
+    text = normalise(present)
+    words = text.str.split().str.len().mean()
+    unique_share = distinct / len(present)
+    if words >= TEXT_MIN_WORDS and unique_share > 0.3:
+        return "ignore", f"free text ({words:.0f} words on average); text features are not available yet"
+    if unique_share > 0.9 and len(present) > 20:
+        return "ignore", "ID-like: a distinct value per row"
+    if distinct <= MAX_CATEGORY_LEVELS or unique_share < 0.5:
+        return "category", REGISTRY["category"].infer(column) or f"{distinct} distinct levels (rare ones merged)"
+    return "ignore", f"{distinct} distinct values in {len(present)} rows: too many for a category"
+
+
+def _is_id_like_numbers(column: pd.Series, present: pd.Series) -> bool:
+    values = pd.to_numeric(present, errors="coerce").dropna()
+    if len(values) < 20 or values.nunique() != len(values) or not (values % 1 == 0).all():
+        return False
+    named = bool(ID_NAME.search(str(column.name)))
+    step = values.sort_values().diff().dropna()
+    contiguous = bool((step == 1).all())
+    return named or contiguous
+
+
+__all__ = ["REGISTRY", "FeatureType", "get", "infer_column"]

@@ -1,0 +1,44 @@
+"""What every feature type provides: inference, fitted preprocessing state, and an encoder.
+
+A feature type turns one column into numbers (with state fitted on the training split only and
+saved as JSON beside the model) and builds the network piece that encodes all the columns of
+that type at once. Adding a type means one module with a subclass and one registry line.
+"""
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any, ClassVar
+
+import numpy as np
+import pandas as pd
+
+if TYPE_CHECKING:
+    from torch import nn
+
+    from dlpipe.spec import FeatureSpec, ModelSpec
+
+
+class FeatureType:
+    """Base class of the feature-type registry."""
+
+    name: ClassVar[str]
+    dtype: ClassVar[str] = "float32"  # numpy dtype of the transformed batch
+
+    def infer(self, column: pd.Series) -> str | None:
+        """A reason string when the column looks like this type, else None."""
+        return None
+
+    def fit(self, column: pd.Series, spec: FeatureSpec) -> dict[str, Any]:
+        """Learn preprocessing state from the training split; the result must be JSON-serialisable."""
+        raise NotImplementedError
+
+    def transform(self, column: pd.Series, state: dict[str, Any]) -> np.ndarray:
+        """One column to an array of shape (rows, ...) using fitted state; never fails on bad values."""
+        raise NotImplementedError
+
+    def transform_many(self, frame: pd.DataFrame, states: dict[str, dict]) -> np.ndarray:
+        """All columns of this type stacked on axis 1, the layout the encoder expects."""
+        return np.stack([self.transform(frame[c], s) for c, s in states.items()], axis=1).astype(self.dtype)
+
+    def encoder(self, states: list[dict[str, Any]], model: ModelSpec) -> nn.Module:
+        """A module from the stacked batch to (batch, out_dim); it sets `out_dim`."""
+        raise NotImplementedError

@@ -1,0 +1,58 @@
+"""Categories: integer codes with missing and unseen buckets, rare levels merged, learned embeddings."""
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from dlpipe.features.base import FeatureType
+
+MISSING, RARE = 0, 1  # reserved codes; levels start at 2
+MAX_CATEGORY_LEVELS = 200  # more distinct values than this (and not numbers) is probably text or an ID
+
+
+def normalise(column: pd.Series) -> pd.Series:
+    """Category values as clean strings: stripped, integral floats without '.0', missing as NA."""
+
+    def one(v: Any) -> Any:
+        if v is None or (isinstance(v, float) and np.isnan(v)) or v is pd.NA:
+            return pd.NA
+        if isinstance(v, float | np.floating) and float(v).is_integer():
+            return str(int(v))
+        text = str(v).strip()
+        return text if text else pd.NA
+
+    return column.map(one).astype("string")
+
+
+class Category(FeatureType):
+    name = "category"
+    dtype = "int64"
+
+    def infer(self, column: pd.Series) -> str | None:
+        distinct = column.nunique(dropna=True)
+        if 2 < distinct <= MAX_CATEGORY_LEVELS:
+            return f"{distinct} distinct levels"
+        return None
+
+    def fit(self, column: pd.Series, spec) -> dict[str, Any]:
+        counts = normalise(column).value_counts(dropna=True)
+        min_frequency = spec.min_frequency if spec and spec.min_frequency else 2
+        max_levels = spec.max_levels if spec and spec.max_levels else 1000
+        kept = counts[counts >= min_frequency].index[:max_levels]
+        levels = sorted(str(v) for v in kept)
+        rare = int(counts.drop(kept).sum())
+        return {"levels": levels, "merged_rare": rare, "merged_levels": len(counts) - len(levels)}
+
+    def transform(self, column: pd.Series, state: dict[str, Any]) -> np.ndarray:
+        lookup = {level: i + 2 for i, level in enumerate(state["levels"])}
+        values = normalise(column)
+        codes = values.map(lambda v: MISSING if v is pd.NA else lookup.get(v, RARE))
+        return codes.to_numpy(dtype=np.int64)
+
+    def encoder(self, states, model):
+        from dlpipe.features.encoders import CategoryEmbedding
+
+        cardinalities = [len(s["levels"]) + 2 for s in states]
+        return CategoryEmbedding(cardinalities, model.category_embedding)

@@ -1,0 +1,93 @@
+"""Numbers: imputation with a missing indicator, scaling, and learned per-feature embeddings."""
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from dlpipe.features.base import FeatureType
+
+QUANTILES = 101
+
+
+def to_numbers(column: pd.Series) -> pd.Series:
+    """Numbers as floats; anything that does not parse becomes NaN."""
+    if pd.api.types.is_bool_dtype(column):
+        return column.astype(float)
+    return pd.to_numeric(column, errors="coerce").astype(float)
+
+
+def numeric_share(column: pd.Series) -> float:
+    """The share of the non-missing values that parse as numbers."""
+    present = column.dropna()
+    if present.empty:
+        return 0.0
+    if pd.api.types.is_numeric_dtype(present) and not pd.api.types.is_bool_dtype(present):
+        return 1.0
+    return float(pd.to_numeric(present.astype(str).str.strip(), errors="coerce").notna().mean())
+
+
+class Numeric(FeatureType):
+    name = "numeric"
+
+    def infer(self, column: pd.Series) -> str | None:
+        share = numeric_share(column)
+        if share >= 0.95:
+            note = "" if share == 1.0 else f" ({1 - share:.1%} unparseable values treated as missing)"
+            return f"numbers with {column.nunique()} distinct values{note}"
+        return None
+
+    def fit(self, column: pd.Series, spec) -> dict[str, Any]:
+        x = to_numbers(column)
+        present = x.dropna().to_numpy()
+        missing = spec.missing if spec and spec.missing else "median"
+        if present.size == 0:
+            fill = 0.0
+        elif missing == "mean":
+            fill = float(present.mean())
+        elif missing == "constant":
+            fill = float(spec.fill_value or 0.0)
+        elif missing == "most_frequent":
+            fill = float(pd.Series(present).mode().iloc[0])
+        else:
+            fill = float(np.median(present))
+        filled = x.fillna(fill).to_numpy()
+        scale = spec.scale if spec and spec.scale else "standard"
+        state: dict[str, Any] = {"fill": fill, "missing": missing, "scale": scale}
+        if scale == "standard":
+            state.update(center=float(filled.mean()), spread=_safe(float(filled.std())))
+        elif scale == "robust":
+            q1, med, q3 = np.percentile(filled, [25, 50, 75])
+            state.update(center=float(med), spread=_safe(float(q3 - q1) or float(filled.std())))
+        elif scale == "quantile":
+            state["quantiles"] = np.quantile(filled, np.linspace(0, 1, QUANTILES)).tolist()
+        else:
+            state.update(center=0.0, spread=1.0)
+        return state
+
+    def transform(self, column: pd.Series, state: dict[str, Any]) -> np.ndarray:
+        x = to_numbers(column).to_numpy()
+        missing = ~np.isfinite(x)
+        x = np.where(missing, state["fill"], x)
+        if state["scale"] == "quantile":
+            # map to a standard normal through the training quantiles, as scikit-learn's
+            # QuantileTransformer(output_distribution="normal") does
+            from scipy.special import ndtri
+
+            q = np.asarray(state["quantiles"])
+            u = np.interp(x, q, np.linspace(0, 1, len(q)))
+            x = ndtri(np.clip(u, 1e-4, 1 - 1e-4))
+        else:
+            x = (x - state["center"]) / state["spread"]
+        x = np.clip(x, -10, 10)  # an outlier at serving time must not blow up activations
+        return np.stack([x, missing.astype(float)], axis=-1)
+
+    def encoder(self, states, model):
+        from dlpipe.features.encoders import NumericEmbedding
+
+        return NumericEmbedding(len(states), model.numeric_embedding)
+
+
+def _safe(spread: float) -> float:
+    return spread if np.isfinite(spread) and spread > 1e-12 else 1.0

@@ -1,0 +1,129 @@
+"""The metric registry: one entry per metric name used in `problem.metric`, `goal` and metrics.json.
+
+Classification metrics take integer labels and an (n, classes) probability matrix; regression
+metrics take true and predicted values. scikit-learn is imported on first use, so the CLI and
+the config loader stay quick to start.
+"""
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import numpy as np
+
+CLASSIFICATION = ("classification",)
+REGRESSION = ("regression",)
+
+
+@dataclass(frozen=True)
+class Metric:
+    name: str
+    fn: Callable[[np.ndarray, np.ndarray], float]
+    greater_is_better: bool
+    tasks: tuple[str, ...]
+
+    def better(self, a: float, b: float) -> bool:
+        """True when score `a` is strictly better than `b` (NaN is never better)."""
+        if math.isnan(a):
+            return False
+        if math.isnan(b):
+            return True
+        return a > b if self.greater_is_better else a < b
+
+    def meets(self, value: float, goal: float) -> bool:
+        """True when `value` reaches `goal` in this metric's direction."""
+        if math.isnan(value):
+            return False
+        return value >= goal if self.greater_is_better else value <= goal
+
+
+def _accuracy(y: np.ndarray, proba: np.ndarray) -> float:
+    return float(np.mean(proba.argmax(1) == y))
+
+
+def _balanced_accuracy(y: np.ndarray, proba: np.ndarray) -> float:
+    from sklearn.metrics import balanced_accuracy_score
+
+    return float(balanced_accuracy_score(y, proba.argmax(1)))
+
+
+def _f1_macro(y: np.ndarray, proba: np.ndarray) -> float:
+    from sklearn.metrics import f1_score
+
+    return float(f1_score(y, proba.argmax(1), average="macro", labels=np.arange(proba.shape[1]), zero_division=0))
+
+
+def _roc_auc(y: np.ndarray, proba: np.ndarray) -> float:
+    from sklearn.metrics import roc_auc_score
+
+    if len(np.unique(y)) < 2:
+        return float("nan")  # undefined with one class present
+    if proba.shape[1] == 2:
+        return float(roc_auc_score(y, proba[:, 1]))
+    present = np.unique(y)
+    if len(present) < proba.shape[1]:
+        # one-vs-rest over the classes present, renormalised, as scikit-learn requires
+        sub = proba[:, present] / proba[:, present].sum(1, keepdims=True)
+        return float(roc_auc_score(np.searchsorted(present, y), sub, multi_class="ovr"))
+    return float(roc_auc_score(y, proba, multi_class="ovr"))
+
+
+def _log_loss(y: np.ndarray, proba: np.ndarray) -> float:
+    from sklearn.metrics import log_loss
+
+    proba = np.clip(proba, 1e-15, 1.0)
+    return float(log_loss(y, proba / proba.sum(1, keepdims=True), labels=np.arange(proba.shape[1])))
+
+
+def _rmse(y: np.ndarray, pred: np.ndarray) -> float:
+    return float(np.sqrt(np.mean((np.asarray(y, float) - np.asarray(pred, float)) ** 2)))
+
+
+def _mae(y: np.ndarray, pred: np.ndarray) -> float:
+    return float(np.mean(np.abs(np.asarray(y, float) - np.asarray(pred, float))))
+
+
+def _r2(y: np.ndarray, pred: np.ndarray) -> float:
+    from sklearn.metrics import r2_score
+
+    return float(r2_score(y, pred)) if len(y) > 1 else float("nan")
+
+
+def _mape(y: np.ndarray, pred: np.ndarray) -> float:
+    from sklearn.metrics import mean_absolute_percentage_error
+
+    return float(mean_absolute_percentage_error(y, pred))
+
+
+METRICS: dict[str, Metric] = {
+    m.name: m
+    for m in [
+        Metric("accuracy", _accuracy, True, CLASSIFICATION),
+        Metric("balanced_accuracy", _balanced_accuracy, True, CLASSIFICATION),
+        Metric("f1_macro", _f1_macro, True, CLASSIFICATION),
+        Metric("roc_auc", _roc_auc, True, CLASSIFICATION),
+        Metric("log_loss", _log_loss, False, CLASSIFICATION),
+        Metric("rmse", _rmse, False, REGRESSION),
+        Metric("mae", _mae, False, REGRESSION),
+        Metric("r2", _r2, True, REGRESSION),
+        Metric("mape", _mape, False, REGRESSION),
+    ]
+}
+
+
+def get(name: str) -> Metric:
+    """The metric called `name` (the spec has already checked that it exists)."""
+    return METRICS[name]
+
+
+def compute_all(task: str, y: np.ndarray, output: np.ndarray) -> dict[str, float]:
+    """Every metric of the task; `output` is probabilities (classification) or values (regression)."""
+    return {name: m.fn(y, output) for name, m in METRICS.items() if task in m.tasks}
+
+
+def default_metric(task: str, n_classes: int) -> str:
+    """The metric used when the pipeline file names none."""
+    if task == "regression":
+        return "rmse"
+    return "roc_auc" if n_classes == 2 else "accuracy"

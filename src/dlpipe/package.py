@@ -1,0 +1,185 @@
+"""The model folder: save it atomically, load it with its hashes checked, predict with it.
+
+model.safetensors holds the weights; model.json the resolved pipeline, the preprocessing state,
+the metrics, library versions and the sha256 of every other file. Nothing is pickled.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import platform
+import shutil
+import tempfile
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from dlpipe import __version__
+from dlpipe.errors import ArtifactError, DataError
+from dlpipe.prepare.preprocessor import Preprocessor
+
+FORMAT = "dlpipe-model"
+FORMAT_VERSION = 1
+WEIGHTS = "model.safetensors"
+MANIFEST = "model.json"
+REFERENCE = "reference.parquet"
+REFERENCE_ROWS = 2000
+
+
+def sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def library_versions() -> dict[str, str]:
+    import sklearn
+    import torch
+
+    return {"dlpipe": __version__, "python": platform.python_version(), "torch": torch.__version__,
+            "numpy": np.__version__, "pandas": pd.__version__, "scikit-learn": sklearn.__version__}
+
+
+def save_model(folder: Path, *, net, preprocessor: Preprocessor, head_kind: str, pipeline: dict[str, Any],
+               metrics: dict[str, Any], reference: pd.DataFrame) -> Path:
+    """Write the model folder in a temporary sibling and rename it into place: never half-written."""
+    from safetensors.torch import save_file
+
+    folder = Path(folder)
+    folder.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=".model-", dir=folder.parent))
+    try:
+        save_file({k: v.detach().contiguous() for k, v in net.state_dict().items()}, str(tmp / WEIGHTS))
+        reference.to_parquet(tmp / REFERENCE, index=False)
+        manifest = {
+            "format": FORMAT,
+            "format_version": FORMAT_VERSION,
+            "name": pipeline["name"],
+            "created": datetime.now(UTC).isoformat(timespec="seconds"),
+            "head": head_kind,
+            "pipeline": pipeline,
+            "preprocessor": preprocessor.to_dict(),
+            "metrics": metrics,
+            "versions": library_versions(),
+            "files": {name: sha256(tmp / name) for name in (WEIGHTS, REFERENCE)},
+        }
+        (tmp / MANIFEST).write_text(json.dumps(manifest, indent=2, allow_nan=False, default=_json_default))
+        tmp.chmod(0o755)  # mkdtemp makes it private; a model folder is meant to be shared
+        for file in tmp.iterdir():
+            file.chmod(0o644)
+        if folder.exists():
+            shutil.rmtree(folder)
+        os.replace(tmp, folder)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return folder
+
+
+def _json_default(value: Any) -> Any:
+    if isinstance(value, np.generic):
+        return value.item()
+    raise TypeError(f"not JSON serialisable: {type(value).__name__}")
+
+
+def find_model_folder(path: str | Path) -> Path:
+    """A model folder, or the `model/` inside a run folder."""
+    path = Path(path)
+    if (path / MANIFEST).is_file():
+        return path
+    if (path / "model" / MANIFEST).is_file():
+        return path / "model"
+    if not path.exists():
+        raise ArtifactError("model not found", where=str(path), fix="pass a model folder or a run folder")
+    raise ArtifactError(f"no {MANIFEST} here: not a dlpipe model or run folder", where=str(path))
+
+
+def read_manifest(folder: Path) -> dict[str, Any]:
+    """model.json, with every listed file present, inside the folder, and matching its sha256."""
+    try:
+        manifest = json.loads((folder / MANIFEST).read_text())
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise ArtifactError(f"{MANIFEST} is unreadable: {exc}", where=str(folder)) from None
+    if manifest.get("format") != FORMAT or not isinstance(manifest.get("files"), dict):
+        raise ArtifactError(f"{MANIFEST} is not a dlpipe model manifest", where=str(folder))
+    if manifest.get("format_version", 0) > FORMAT_VERSION:
+        raise ArtifactError(
+            f"model format {manifest['format_version']} is newer than this dlpipe reads ({FORMAT_VERSION})",
+            where=str(folder), fix="upgrade dlpipe",
+        )
+    root = folder.resolve()
+    for name, expected in manifest["files"].items():
+        file = (folder / name).resolve()
+        if file.parent != root:
+            raise ArtifactError(f"{MANIFEST} names a file outside the model folder: {name!r}", where=str(folder))
+        if not file.is_file():
+            raise ArtifactError(f"{name} is missing", where=str(folder))
+        if sha256(file) != expected:
+            raise ArtifactError(
+                f"{name} does not match the sha256 in {MANIFEST}: the file was changed or damaged",
+                where=str(folder), fix="use an intact copy of the model",
+            )
+    return manifest
+
+
+class Model:
+    """A loaded, verified model: `predict(frame)` returns labels (and probabilities) or values."""
+
+    def __init__(self, folder: Path, manifest: dict[str, Any]) -> None:
+        import torch
+        from safetensors.torch import load_file
+
+        from dlpipe.model import Head, Net
+        from dlpipe.spec import ModelSpec
+
+        self.folder = folder
+        self.manifest = manifest
+        self.name: str = manifest["name"]
+        self.preprocessor = Preprocessor.from_dict(manifest["preprocessor"])
+        self.head = Head(manifest["head"])
+        self.net = Net(self.preprocessor, ModelSpec(**manifest["pipeline"].get("model", {})))
+        try:
+            self.net.load_state_dict(load_file(str(folder / WEIGHTS)))
+        except (RuntimeError, OSError) as exc:
+            raise ArtifactError(f"the weights do not fit the model: {str(exc)[:200]}", where=str(folder)) from None
+        self.net.eval()
+        self._torch = torch
+
+    @property
+    def classes(self) -> list[str] | None:
+        return self.preprocessor.classes
+
+    @property
+    def metrics(self) -> dict[str, Any]:
+        return self.manifest.get("metrics", {})
+
+    def predict_output(self, frame: pd.DataFrame) -> np.ndarray:
+        """Class probabilities, or regression values in the target's units."""
+        from dlpipe.evaluate import predict_outputs, to_tensors
+
+        if len(frame) == 0:
+            raise DataError("nothing to predict: the table has no rows")
+        out = predict_outputs(self.net, self.head, to_tensors(self.preprocessor.transform(frame)))
+        return out if self.classes else self.preprocessor.decode_regression(out)
+
+    def predict(self, frame: pd.DataFrame) -> pd.DataFrame:
+        """`prediction`, plus `proba_<class>` per class for classifiers; one row per input row."""
+        out = self.predict_output(frame)
+        if not self.classes:
+            return pd.DataFrame({"prediction": out}, index=frame.index)
+        result = pd.DataFrame({"prediction": np.asarray(self.classes, dtype=object)[out.argmax(1)]}, index=frame.index)
+        for i, cls in enumerate(self.classes):
+            result[f"proba_{cls}"] = out[:, i]
+        return result
+
+
+def load_model(path: str | Path) -> Model:
+    """Load a model or run folder after checking every file's hash."""
+    folder = find_model_folder(path)
+    return Model(folder, read_manifest(folder))

@@ -1,0 +1,206 @@
+"""The whole pipeline as plain stage calls: collect, prepare, train, evaluate, test, package.
+
+`Pipeline.from_yaml(path).run()` is the Python API; `dlpipe run` is a thin layer over it.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import secrets
+import time
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+from typing import Any, Protocol
+
+import numpy as np
+import pandas as pd
+
+from dlpipe.collect import Collected, collect
+from dlpipe.errors import ResumeError
+from dlpipe.spec import PipelineSpec, load_spec, validate_spec
+
+
+class Reporter(Protocol):
+    """What the pipeline tells whoever watches it (the CLI draws progress bars from this)."""
+
+    def stage(self, name: str) -> None: ...
+    def epoch(self, record: dict[str, Any], epochs: int) -> None: ...
+
+
+class Silent:
+    def stage(self, name: str) -> None:
+        pass
+
+    def epoch(self, record: dict[str, Any], epochs: int) -> None:
+        pass
+
+
+@dataclass
+class RunResult:
+    folder: Path
+    metrics: dict[str, Any]
+    seconds: dict[str, float] = field(default_factory=dict)
+
+    @property
+    def passed(self) -> bool:
+        return bool(self.metrics["goal"]["passed"])
+
+    @property
+    def model_folder(self) -> Path:
+        return self.folder / "model"
+
+
+def check_goal(goal: dict[str, float], test: dict[str, float]) -> dict[str, Any]:
+    """One check per goal metric on the test set; passed when all pass (and when no goal is set)."""
+    from dlpipe.metrics import get
+
+    checks = []
+    for name, target in goal.items():
+        metric = get(name)
+        achieved = test.get(name, float("nan"))
+        checks.append({
+            "metric": name, "goal": target, "achieved": achieved,
+            "direction": ">=" if metric.greater_is_better else "<=", "passed": metric.meets(achieved, target),
+        })
+    return {"passed": all(c["passed"] for c in checks), "checks": checks}
+
+
+class Pipeline:
+    """A validated pipeline file, and optionally in-memory data standing in for `data.source`."""
+
+    def __init__(self, spec: PipelineSpec, data: Any = None) -> None:
+        self.spec = spec
+        self.data = data
+
+    @classmethod
+    def from_yaml(cls, path: str | Path, data: Any = None) -> Pipeline:
+        return cls(load_spec(path), data)
+
+    @classmethod
+    def from_dict(cls, config: dict[str, Any], data: Any = None) -> Pipeline:
+        if data is not None:
+            config = {**config, "data": {"source": "<in-memory table>", **config.get("data", {})}}
+        return cls(validate_spec(config), data)
+
+    def collect(self) -> tuple[Collected, Collected | None, Collected | None]:
+        data = self.spec.data
+        source = collect(self.data if self.data is not None else data.source)
+        return (source, *(collect(s) if s is not None else None for s in (data.validation, data.test)))
+
+    def prepare(self):
+        """Collect and prepare without training (what `dlpipe validate` checks)."""
+        from dlpipe.prepare import prepare
+
+        return prepare(self.spec, *self.collect())
+
+    def run(self, run_dir: str | Path = "runs", *, resume: bool = False, reporter: Reporter | None = None) -> RunResult:
+        """Every stage; the run folder holds the resolved config, profile, history, metrics and model."""
+        reporter = reporter or Silent()
+        seconds: dict[str, float] = {}
+        clock = time.perf_counter()
+
+        def lap(name: str) -> None:
+            nonlocal clock
+            now = time.perf_counter()
+            seconds[name] = round(now - clock, 3)
+            clock = now
+
+        reporter.stage("collect")
+        collected = self.collect()
+        lap("collect")
+        reporter.stage("prepare")
+        from dlpipe.prepare import prepare
+
+        prepared = prepare(self.spec, *collected)
+        lap("prepare")
+        resolved = prepared.spec
+        fingerprint = _fingerprint(resolved, prepared)
+        folder = _run_folder(Path(run_dir), resolved.name, resume, fingerprint)
+        (folder / "pipeline.yaml").write_text(resolved.to_yaml())
+        _write_json(folder / "profile.json", prepared.profile)
+
+        from dlpipe.evaluate import evaluate_splits
+        from dlpipe.train import train_model
+
+        reporter.stage("train")
+        net, head, state = train_model(prepared, folder, resume=resume, fingerprint=fingerprint, reporter=reporter)
+        lap("train")
+        reporter.stage("evaluate")
+        results = evaluate_splits(net, head, prepared)
+        lap("evaluate_and_test")
+        metrics = {
+            "validation": results["validation"]["metrics"],
+            "test": results["test"]["metrics"],
+            "goal": check_goal(resolved.problem.goal, results["test"]["metrics"]),
+            "metric": resolved.problem.metric,
+            "best_epoch": state.best_epoch + 1,
+            "epochs_run": state.epoch,
+            "details": {name: results[name]["details"] for name in ("validation", "test")},
+        }
+        reporter.stage("package")
+        from dlpipe.package import REFERENCE_ROWS, save_model
+
+        save_model(
+            folder / "model", net=net, preprocessor=prepared.preprocessor, head_kind=head.kind,
+            pipeline=resolved.model_dump(mode="json", exclude_none=True),
+            metrics={k: metrics[k] for k in ("validation", "test", "goal")},
+            reference=_reference(prepared, results["train_sample"], REFERENCE_ROWS),
+        )
+        lap("package")
+        metrics["seconds"] = seconds
+        _write_json(folder / "metrics.json", metrics)  # written last: its presence marks a finished run
+        (folder / "checkpoint.safetensors").unlink(missing_ok=True)
+        return RunResult(folder, metrics, seconds)
+
+
+def _fingerprint(spec: PipelineSpec, prepared) -> str:
+    """Identifies config and data, so --resume refuses a checkpoint of anything else."""
+    digest = hashlib.sha256(spec.to_yaml().encode())
+    for name in sorted(prepared.splits):
+        split = prepared.splits[name]
+        for key in sorted(split.inputs):
+            digest.update(np.ascontiguousarray(split.inputs[key]).tobytes())
+        digest.update(np.ascontiguousarray(split.y).tobytes())
+    return digest.hexdigest()[:16]
+
+
+def _run_folder(root: Path, name: str, resume: bool, fingerprint: str) -> Path:
+    base = root / name
+    if resume:
+        unfinished = sorted(
+            (p for p in base.glob("*") if (p / "checkpoint.safetensors").exists() and not (p / "metrics.json").exists()),
+            key=lambda p: p.name,
+        )
+        if not unfinished:
+            raise ResumeError(f"no unfinished run of {name!r} to resume", where=str(base), fix="run without --resume")
+        return unfinished[-1]
+    folder = base / f"{datetime.now():%Y%m%d-%H%M%S}-{secrets.token_hex(2)}"
+    folder.mkdir(parents=True)
+    return folder
+
+
+def _reference(prepared, sample: dict[str, Any], rows: int) -> pd.DataFrame:
+    """Training inputs with the model's predictions: the monitor's baseline."""
+    frame = sample["frame"].copy()
+    frame["prediction"] = sample["prediction"]
+    for key, values in sample.get("probabilities", {}).items():
+        frame[f"proba_{key}"] = values
+    for column in frame.columns:
+        if frame[column].dtype == object:
+            frame[column] = frame[column].astype("string")
+    return frame.head(rows)
+
+
+def _write_json(path: Path, data: Any) -> None:
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(json.dumps(data, indent=2, default=_plain))
+    tmp.replace(path)
+
+
+def _plain(value: Any) -> Any:
+    if isinstance(value, np.generic):
+        return value.item()
+    if isinstance(value, Path):
+        return str(value)
+    raise TypeError(f"not JSON serialisable: {type(value).__name__}")

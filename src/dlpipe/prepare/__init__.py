@@ -1,0 +1,170 @@
+"""Preprocessing: find the target, infer types, drop what cannot be used, split, fit, transform."""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from dlpipe import features
+from dlpipe.collect import Collected
+from dlpipe.errors import DataError
+from dlpipe.prepare.preprocessor import Preprocessor
+from dlpipe.prepare.profile import column_profile, target_profile
+from dlpipe.prepare.split import SPLITS, split_rows
+from dlpipe.prepare.target import check_target, clean_labels, resolve_target
+
+
+@dataclass
+class SplitData:
+    """One split, ready for the network: feature arrays by type, the encoded target, the raw rows."""
+
+    inputs: dict[str, np.ndarray]
+    y: np.ndarray
+    frame: pd.DataFrame
+
+    def __len__(self) -> int:
+        return len(self.y)
+
+
+@dataclass
+class Prepared:
+    preprocessor: Preprocessor
+    splits: dict[str, SplitData]
+    profile: dict[str, Any]
+    spec: Any  # the resolved PipelineSpec
+    notes: list[str] = field(default_factory=list)
+
+
+def infer_types(frame: pd.DataFrame, target: str, spec, reserved: dict[str, str]) -> dict[str, tuple[str, str]]:
+    """(type, reason) per column: the user's override, a reserved role, or inference."""
+    types: dict[str, tuple[str, str]] = {}
+    for name in frame.columns:
+        if name == target:
+            continue
+        override = spec.feature_spec(name)
+        if name in reserved:
+            types[name] = ("ignore", reserved[name])
+        elif override is not None and override.type is not None:
+            types[name] = (override.type, "set in the pipeline file")
+        else:
+            types[name] = features.infer_column(frame[name])
+    unknown = [c for c in spec.features if c not in frame.columns]
+    if unknown:
+        import difflib
+
+        close = difflib.get_close_matches(unknown[0], list(frame.columns), n=1)
+        raise DataError(
+            f"features names column {unknown[0]!r}, which is not in the data",
+            where=f"features.{unknown[0]}",
+            fix=f"did you mean {close[0]!r}?" if close else "remove it or fix the name",
+        )
+    return types
+
+
+def prepare(spec, source: Collected, validation: Collected | None = None, test: Collected | None = None) -> Prepared:
+    """Turn collected tables into fitted preprocessing state and network-ready splits."""
+    from dlpipe.metrics import default_metric
+
+    problem = spec.problem
+    frame = source.frame
+    target = resolve_target(frame, problem.target)
+    check_target(frame[target], problem.task, target)
+    split = spec.data.split
+    method = split.method or ("stratified" if problem.task == "classification" else "random")
+    reserved = {split.column: f"the split column ({method} split)"} if method in ("group", "column") else {}
+    types = infer_types(frame, target, spec, reserved)
+
+    dropped_rows: list[dict[str, Any]] = []
+    frame, lost = _drop_unusable_target(frame, target, problem.task)
+    if lost:
+        dropped_rows.append({"reason": f"missing or unusable target {target!r}", "count": lost, "split": "source"})
+
+    labels = None
+    if problem.task == "classification":
+        labels = pd.factorize(clean_labels(frame[target]), sort=True)[0]
+    parts = {"validation": validation, "test": test}
+    fractions = {k: (0.0 if parts[k] is not None else getattr(split, k)) for k in parts}
+    index, notes = split_rows(
+        frame, method=method, validation=fractions["validation"], test=fractions["test"],
+        seed=split.seed, column=split.column, labels=labels,
+    )
+    frames = {name: frame.iloc[index[name]].reset_index(drop=True) for name in SPLITS}
+    for name, extra in parts.items():
+        if extra is not None:
+            frames[name], lost = _drop_unusable_target(_aligned(extra, frame, target, name), target, problem.task)
+            if lost:
+                dropped_rows.append({"reason": "missing or unusable target", "count": lost, "split": name})
+    for name in SPLITS:
+        if len(frames[name]) == 0:
+            raise DataError(
+                f"the {name} split is empty ({len(frame)} rows in the source)",
+                where="data.split",
+                fix="add rows or change the split fractions",
+            )
+    check_target(frames["train"][target], problem.task, target)
+
+    preprocessor = Preprocessor.fit(frames["train"], problem.task, target, types, spec)
+    splits = {}
+    for name in SPLITS:
+        y, ok = preprocessor.encode_target(frames[name][target])
+        if not ok.all():
+            dropped_rows.append({
+                "reason": "class not seen in the training split", "count": int((~ok).sum()), "split": name,
+            })
+        kept = frames[name][ok].reset_index(drop=True)
+        splits[name] = SplitData(preprocessor.transform(kept), y[ok], kept)
+
+    n_classes = len(preprocessor.classes or [])
+    resolved = _resolve(spec, target, method, default_metric(problem.task, n_classes), types)
+    profile = {
+        "source": source.origin,
+        "rows": int(len(source.frame)),
+        "columns": {name: column_profile(source.frame[name], *types[name]) for name in types},
+        "target": target_profile(frames["train"][target], problem.task),
+        "task": problem.task + ("" if problem.task == "regression" else " (binary)" if n_classes == 2 else " (multiclass)"),
+        "splits": {"method": method, **{name: len(s) for name, s in splits.items()}},
+        "dropped": {
+            "columns": [{"name": n, "reason": r} for n, (t, r) in types.items() if t == "ignore"],
+            "rows": dropped_rows + ([{"reason": "malformed lines in the file", "count": source.dropped_lines,
+                                       "split": "source"}] if source.dropped_lines else []),
+        },
+        "notes": source.notes + notes,
+    }
+    return Prepared(preprocessor, splits, profile, resolved, notes=source.notes + notes)
+
+
+def _drop_unusable_target(frame: pd.DataFrame, target: str, task: str) -> tuple[pd.DataFrame, int]:
+    if task == "classification":
+        ok = clean_labels(frame[target]).notna()
+    else:
+        ok = pd.to_numeric(frame[target], errors="coerce").notna() & np.isfinite(
+            pd.to_numeric(frame[target], errors="coerce").fillna(0)
+        )
+    return frame[ok.to_numpy()].reset_index(drop=True), int((~ok).sum())
+
+
+def _aligned(extra: Collected, source: pd.DataFrame, target: str, name: str) -> pd.DataFrame:
+    """A separate validation/test file, with the source's column names when it has no header."""
+    frame = extra.frame
+    if target not in frame.columns:
+        raise DataError(f"the separate {name} data has no target column {target!r}", where=f"data.{name}")
+    return frame
+
+
+def _resolve(spec, target: str, method: str, metric: str, types: dict[str, tuple[str, str]]):
+    """The pipeline with every inferred choice written in, as saved with the run and the model."""
+    problem = spec.problem.model_copy(update={"target": target, "metric": spec.problem.metric or metric})
+    split = spec.data.split.model_copy(update={"method": method})
+    data = spec.data.model_copy(update={"split": split})
+    resolved_features = dict(spec.features)
+    for name, (kind, _) in types.items():
+        if name not in resolved_features:
+            resolved_features[name] = "ignore" if kind == "ignore" else {"type": kind}
+    from dlpipe.spec import validate_spec
+
+    raw = spec.model_copy(update={"problem": problem, "data": data}).model_dump(mode="json", exclude_none=True)
+    raw["features"] = {k: (v if isinstance(v, str | dict) else v.model_dump(exclude_none=True))
+                       for k, v in resolved_features.items()}
+    return validate_spec(raw, source="resolved pipeline")

@@ -1,0 +1,40 @@
+"""profile.json: what the data looked like, what each column became, and what was dropped and why."""
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from dlpipe.features.numeric import to_numbers
+
+
+def column_profile(column: pd.Series, kind: str, reason: str) -> dict[str, Any]:
+    """Type, the reason for it, missing rate, and a summary that fits the type."""
+    out: dict[str, Any] = {
+        "type": kind,
+        "reason": reason,
+        "missing_rate": round(float(column.isna().mean()), 6),
+        "distinct": int(column.nunique(dropna=True)),
+    }
+    if kind == "numeric":
+        x = to_numbers(column).dropna()
+        if len(x):
+            out.update(min=float(x.min()), max=float(x.max()), mean=float(x.mean()), std=float(x.std(ddof=0)))
+            counts, edges = np.histogram(x, bins=20)
+            out["histogram"] = {"counts": counts.tolist(), "edges": edges.tolist()}
+    elif kind in ("category", "binary"):
+        top = column.astype("string").str.strip().value_counts().head(10)
+        out["top"] = {str(k): int(v) for k, v in top.items()}
+    return out
+
+
+def target_profile(column: pd.Series, task: str) -> dict[str, Any]:
+    if task == "classification":
+        from dlpipe.prepare.target import clean_labels
+
+        counts = clean_labels(column).value_counts(dropna=True)
+        return {"name": column.name, "class_balance": {str(k): int(v) for k, v in counts.items()}}
+    x = to_numbers(column).dropna()
+    return {"name": column.name, "min": float(x.min()), "max": float(x.max()), "mean": float(x.mean()),
+            "std": float(x.std(ddof=0))}

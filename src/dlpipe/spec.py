@@ -1,0 +1,331 @@
+"""The pipeline file: pydantic models, defaults, validation, and errors that name the key.
+
+The models are the single declaration of what `pipeline.yaml` may hold. `load_spec` reads the
+file, keeps the line of every key, and turns pydantic's errors into `ConfigError`s that name
+the key, its line, the value received, and the closest valid key.
+"""
+from __future__ import annotations
+
+import difflib
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Discriminator, Field, Tag, ValidationError, model_validator
+
+from dlpipe.errors import ConfigError
+from dlpipe.metrics import METRICS
+
+FeatureTypeName = Literal["numeric", "category", "binary", "ignore"]
+BUILTIN_SETS = ("iris", "wine", "breast_cancer", "digits", "diabetes")
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", validate_default=True)
+
+
+# --- problem ---------------------------------------------------------------------------------
+
+
+class Problem(_Strict):
+    task: Literal["classification", "regression"]
+    target: str | int = Field(description="Target column name, or its position (0-based) in a file without header")
+    metric: str | None = Field(None, description="Drives early stopping and model choice; inferred when absent")
+    goal: dict[str, float] = Field(default_factory=dict, description="Success criteria on the test set")
+
+    @model_validator(mode="after")
+    def _metrics_fit_task(self) -> Problem:
+        for where, name in [("metric", self.metric), *[("goal", k) for k in self.goal]]:
+            if name is None:
+                continue
+            if name not in METRICS:
+                raise ValueError(_unknown_metric(name, where))
+            if self.task not in METRICS[name].tasks:
+                raise ValueError(
+                    f"{where}: metric {name!r} does not fit task {self.task!r}; "
+                    f"use one of {', '.join(m for m, s in METRICS.items() if self.task in s.tasks)}"
+                )
+        return self
+
+
+def _unknown_metric(name: str, where: str) -> str:
+    close = difflib.get_close_matches(name, list(METRICS), n=1)
+    hint = f"; did you mean {close[0]!r}?" if close else ""
+    return f"{where}: unknown metric {name!r}{hint} (known: {', '.join(METRICS)})"
+
+
+# --- data ------------------------------------------------------------------------------------
+
+
+class FileSource(_Strict):
+    path: str
+    format: Literal["csv", "tsv", "parquet", "jsonl"] | None = None
+    header: bool | None = Field(None, description="Whether a CSV's first row names the columns; sniffed when absent")
+    delimiter: str | None = None
+    encoding: str | None = Field(None, description="Text encoding of a CSV; detected when absent")
+
+
+class SqlSource(_Strict):
+    sql: str
+    url: str = Field(description="SQLAlchemy URL, e.g. sqlite:///data.db or postgresql://user@host/db")
+
+
+class BuiltinSource(_Strict):
+    builtin: Literal["iris", "wine", "breast_cancer", "digits", "diabetes"]
+
+
+def _source_kind(value: Any) -> str | None:
+    if isinstance(value, str):
+        return "path"
+    if isinstance(value, dict):
+        for key, tag in (("builtin", "builtin"), ("sql", "sql"), ("path", "file")):
+            if key in value:
+                return tag
+        return None
+    if isinstance(value, BaseModel):
+        return {FileSource: "file", SqlSource: "sql", BuiltinSource: "builtin"}.get(type(value))
+    return None
+
+
+Source = Annotated[
+    Annotated[str, Tag("path")]
+    | Annotated[FileSource, Tag("file")]
+    | Annotated[SqlSource, Tag("sql")]
+    | Annotated[BuiltinSource, Tag("builtin")],
+    Discriminator(
+        _source_kind,
+        custom_error_type="source",
+        custom_error_message="a source is a file path or a mapping with one of: path, sql, builtin",
+    ),
+]
+
+
+class Split(_Strict):
+    method: Literal["random", "stratified", "group", "time", "column"] | None = Field(
+        None, description="stratified by default for classification, random for regression"
+    )
+    validation: float = Field(0.15, gt=0.0, lt=1.0)
+    test: float = Field(0.15, gt=0.0, lt=1.0)
+    seed: int = 42
+    column: str | None = Field(None, description="The group, time or split column (method group/time/column)")
+
+    @model_validator(mode="after")
+    def _check(self) -> Split:
+        if self.validation + self.test >= 1.0:
+            raise ValueError(f"validation + test must leave rows to train on; received {self.validation} + {self.test}")
+        if self.method in ("group", "time", "column") and not self.column:
+            raise ValueError(f"method {self.method!r} needs `column:` naming the column to split by")
+        return self
+
+
+class Data(_Strict):
+    source: Source
+    validation: Source | None = Field(None, description="A separate validation set (same columns)")
+    test: Source | None = Field(None, description="A separate test set (same columns)")
+    split: Split = Field(default_factory=Split)
+
+
+# --- features, model, training ---------------------------------------------------------------
+
+
+class FeatureSpec(_Strict):
+    type: FeatureTypeName | None = None
+    missing: Literal["mean", "median", "constant", "most_frequent"] | None = Field(
+        None, description="How missing values are filled (numeric: median by default)"
+    )
+    fill_value: float | str | None = None
+    scale: Literal["standard", "robust", "quantile", "none"] | None = Field(None, description="numeric scaling")
+    min_frequency: int | None = Field(None, ge=1, description="category levels rarer than this merge into one")
+    max_levels: int | None = Field(None, ge=2, description="keep at most this many category levels")
+
+
+FeatureOverride = Annotated[
+    Annotated[Literal["ignore"], Tag("ignore")] | Annotated[FeatureSpec, Tag("spec")],
+    Discriminator(lambda v: "ignore" if isinstance(v, str) else "spec"),
+]
+_UNION_TAGS = {"path", "file", "sql", "builtin", "ignore", "spec"}
+
+
+class ModelSpec(_Strict):
+    layers: int = Field(3, ge=1, le=16, description="hidden layers of the MLP")
+    hidden: int = Field(256, ge=4, le=8192, description="width of each hidden layer")
+    dropout: float = Field(0.1, ge=0.0, lt=1.0)
+    norm: Literal["batch", "layer", "none"] = "batch"
+    numeric_embedding: int = Field(16, ge=0, le=512, description="per-feature numeric embedding size; 0 feeds raw values")
+    category_embedding: int | None = Field(None, ge=1, le=512, description="embedding size; by cardinality when absent")
+
+
+class Training(_Strict):
+    epochs: int = Field(100, ge=1, le=100_000)
+    batch_size: int = Field(128, ge=1, le=1_000_000)
+    learning_rate: float = Field(1e-3, gt=0.0, le=10.0)
+    weight_decay: float = Field(1e-4, ge=0.0)
+    warmup: float = Field(0.05, ge=0.0, lt=1.0, description="fraction of steps with a linear learning-rate warm-up")
+    early_stopping: int = Field(10, ge=0, description="epochs without improvement before stopping; 0 turns it off")
+    seed: int = 42
+    threads: int | None = Field(None, ge=1, description="torch threads; all cores when absent")
+
+
+class PipelineSpec(_Strict):
+    name: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$", description="Names runs and the model")
+    problem: Problem
+    data: Data
+    features: dict[str, FeatureOverride] = Field(default_factory=dict)
+    model: ModelSpec = Field(default_factory=ModelSpec)
+    training: Training = Field(default_factory=Training)
+
+    def feature_spec(self, column: str) -> FeatureSpec | None:
+        """The user's override for a column, with `ignore` as a FeatureSpec."""
+        value = self.features.get(column)
+        if value == "ignore":
+            return FeatureSpec(type="ignore")
+        return value
+
+    def to_yaml(self) -> str:
+        return yaml.safe_dump(self.model_dump(mode="json", exclude_none=True), sort_keys=False)
+
+
+# --- loading ---------------------------------------------------------------------------------
+
+
+def load_spec(path: str | Path) -> PipelineSpec:
+    """Read and validate a pipeline file; every problem is a ConfigError naming key and line."""
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError("pipeline file not found", where=str(path), fix="pass the path of your pipeline.yaml")
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"cannot read the pipeline file: {exc}", where=str(path)) from None
+    raw, lines = parse_yaml(text, str(path))
+    spec = validate_spec(raw, source=str(path), lines=lines)
+    return _resolve_paths(spec, path.parent)
+
+
+def parse_yaml(text: str, source: str) -> tuple[dict, dict[tuple, int]]:
+    """YAML to a dict, plus the 1-based line of every key path (for error messages)."""
+    try:
+        node = yaml.compose(text, Loader=yaml.SafeLoader)
+        raw = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f"{source}:{mark.line + 1}" if mark else source
+        raise ConfigError(f"not valid YAML: {getattr(exc, 'problem', exc)}", where=where) from None
+    if raw is None:
+        raise ConfigError("the pipeline file is empty", where=source, fix="it needs at least name, problem and data")
+    if not isinstance(raw, dict):
+        raise ConfigError(f"the pipeline file must be a mapping of keys, got {type(raw).__name__}", where=source)
+    lines: dict[tuple, int] = {}
+
+    def walk(n: yaml.Node, loc: tuple) -> None:
+        if isinstance(n, yaml.MappingNode):
+            for k, v in n.value:
+                key = (*loc, k.value)
+                lines[key] = k.start_mark.line + 1
+                walk(v, key)
+        elif isinstance(n, yaml.SequenceNode):
+            for i, v in enumerate(n.value):
+                lines[(*loc, str(i))] = v.start_mark.line + 1
+                walk(v, (*loc, str(i)))
+
+    walk(node, ())
+    return raw, lines
+
+
+def validate_spec(raw: dict, *, source: str = "pipeline", lines: dict[tuple, int] | None = None) -> PipelineSpec:
+    """Validate a dict against the schema, raising one ConfigError for the first problem found."""
+    try:
+        return PipelineSpec.model_validate(raw)
+    except ValidationError as exc:
+        errors = sorted(exc.errors(include_url=False), key=lambda e: e["type"] != "extra_forbidden")
+        raise _config_error(errors[0], source, lines or {}) from None
+
+
+def _config_error(err: dict, source: str, lines: dict[tuple, int]) -> ConfigError:
+    loc = _strip_union_tags(tuple(str(p) for p in err["loc"]))
+    dotted = ".".join(loc) or "(top level)"
+    line = _nearest_line(loc, lines)
+    where = f"{source}:{line}" if line else source
+    kind = err["type"]
+    if kind == "extra_forbidden":
+        valid = _valid_keys(loc[:-1])
+        close = difflib.get_close_matches(loc[-1], valid, n=1, cutoff=0.5)
+        hint = f"did you mean {close[0]!r}?" if close else f"valid keys here: {', '.join(valid)}"
+        return ConfigError(f"unknown key {dotted!r}", where=where, fix=hint)
+    if kind == "missing":
+        return ConfigError(f"missing required key {dotted!r}", where=where)
+    message = err["msg"].removeprefix("Value error, ")
+    if kind in ("value_error", "assertion_error"):
+        return ConfigError(f"{dotted}: {message}", where=where)
+    received = err.get("input")
+    shown = repr(received) if not isinstance(received, dict | list) else type(received).__name__
+    return ConfigError(f"{dotted}: {message}; received {dotted.split('.')[-1]}={shown}", where=where)
+
+
+def _strip_union_tags(loc: tuple[str, ...]) -> tuple[str, ...]:
+    """Drop the tag pydantic inserts after a tagged-union field (data.source.<tag>, features.<col>.<tag>)."""
+    out: list[str] = []
+    for i, part in enumerate(loc):
+        parent = loc[i - 1] if i else ""
+        grand = loc[i - 2] if i > 1 else ""
+        if part in _UNION_TAGS and (parent in ("source", "validation", "test") or grand == "features"):
+            continue
+        out.append(part)
+    return tuple(out)
+
+
+def _nearest_line(loc: tuple, lines: dict[tuple, int]) -> int | None:
+    for i in range(len(loc), 0, -1):
+        if loc[:i] in lines:
+            return lines[loc[:i]]
+    return None
+
+
+_SOURCE_KEYS = ["path", "format", "header", "delimiter", "encoding", "sql", "url", "builtin"]
+
+
+def _valid_keys(loc: tuple) -> list[str]:
+    """The keys allowed at `loc`, found by walking the models from the top."""
+    model: type[BaseModel] | None = PipelineSpec
+    i = 0
+    while i < len(loc) and model is not None:
+        part = loc[i]
+        if model is Data and part in ("source", "validation", "test"):
+            return _SOURCE_KEYS
+        field = model.model_fields.get(part)
+        if field is None:
+            return []
+        if model is PipelineSpec and part == "features":
+            model, i = FeatureSpec, i + 2  # features.<column>.<key>
+            continue
+        args = getattr(field.annotation, "__args__", (field.annotation,))
+        model = next((a for a in args if isinstance(a, type) and issubclass(a, BaseModel)), None)
+        i += 1
+    return list(model.model_fields) if model is not None else []
+
+
+def _resolve_paths(spec: PipelineSpec, base: Path) -> PipelineSpec:
+    """Relative data paths are relative to the pipeline file, as a user reading it expects."""
+
+    def fix(src: Any) -> Any:
+        if isinstance(src, str):
+            return src if Path(src).is_absolute() else str((base / src).resolve())
+        if isinstance(src, FileSource):
+            return src.model_copy(update={"path": fix(src.path)})
+        if isinstance(src, SqlSource) and src.url.startswith("sqlite:///") and not src.url.startswith("sqlite:////"):
+            rel = src.url.removeprefix("sqlite:///")
+            if rel and rel != ":memory:":
+                return src.model_copy(update={"url": f"sqlite:///{(base / rel).resolve()}"})
+        return src
+
+    data = spec.data.model_copy(
+        update={"source": fix(spec.data.source), "validation": fix(spec.data.validation), "test": fix(spec.data.test)}
+    )
+    return spec.model_copy(update={"data": data})
+
+
+def json_schema() -> dict:
+    """The JSON Schema of pipeline.yaml, for editors."""
+    schema = PipelineSpec.model_json_schema()
+    schema["title"] = "dlpipe pipeline.yaml"
+    return schema

@@ -1,0 +1,205 @@
+"""The training loop: AdamW, warm-up + cosine schedule, early stopping, a checkpoint every epoch.
+
+Every epoch's randomness (shuffling, dropout) is seeded from (seed, epoch), so a run resumed
+from its checkpoint takes exactly the steps an uninterrupted run would have taken.
+"""
+from __future__ import annotations
+
+import json
+import math
+import os
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from safetensors.torch import load_file, save_file
+
+from dlpipe.errors import ResumeError
+from dlpipe.model import Head
+
+CHECKPOINT = "checkpoint.safetensors"
+
+
+@dataclass
+class Batches:
+    """A split as tensors, sliced into batches by row index."""
+
+    inputs: dict[str, torch.Tensor]
+    y: torch.Tensor
+
+    def __len__(self) -> int:
+        return len(self.y)
+
+    def take(self, idx: torch.Tensor) -> tuple[dict[str, torch.Tensor], torch.Tensor]:
+        return {k: v[idx] for k, v in self.inputs.items()}, self.y[idx]
+
+
+@dataclass
+class TrainState:
+    """Everything besides tensors that a resumed run needs, saved as JSON in the checkpoint."""
+
+    epoch: int = 0  # epochs completed
+    step: int = 0
+    best_epoch: int = -1
+    best_score: float = math.nan
+    bad_epochs: int = 0
+    history: list[dict[str, Any]] = field(default_factory=list)
+    fingerprint: str = ""
+
+
+def lr_schedule(base: float, total_steps: int, warmup: float) -> Callable[[int], float]:
+    """Linear warm-up over the first `warmup` share of steps, then cosine decay to zero."""
+    warm = max(1, int(total_steps * warmup))
+
+    def lr_at(step: int) -> float:
+        if step < warm:
+            return base * (step + 1) / warm
+        progress = min(1.0, (step - warm) / max(1, total_steps - warm))
+        return base * 0.5 * (1 + math.cos(math.pi * progress))
+
+    return lr_at
+
+
+def train_epoch(model, head: Head, optimizer, lr_at, data: Batches, batch_size: int,
+                generator: torch.Generator, step: int) -> tuple[float, int]:
+    """One pass over the shuffled training rows; returns (mean loss, global step)."""
+    model.train()
+    order = torch.randperm(len(data), generator=generator)
+    total = torch.zeros(())
+    for idx in order.split(batch_size):
+        if len(idx) < 2:
+            continue  # batch norm cannot train on a single row
+        for group in optimizer.param_groups:
+            group["lr"] = lr_at(step)
+        inputs, y = data.take(idx)
+        loss = head.loss(model(inputs), y)
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+        total += loss.detach() * len(idx)
+        step += 1
+    return total.item() / len(data), step
+
+
+def fit(model, head: Head, train: Batches, validation: Batches, cfg, *,
+        score: Callable[[torch.nn.Module], float], better: Callable[[float, float], bool],
+        checkpoint_dir: Path | None = None, resume: bool = False, fingerprint: str = "",
+        on_epoch: Callable[[dict[str, Any], TrainState], None] | None = None) -> TrainState:
+    """Train until `cfg.epochs` or early stopping; the model ends with its best weights."""
+    optimizer = torch.optim.AdamW(model.parameters(), lr=cfg.learning_rate, weight_decay=cfg.weight_decay)
+    steps_per_epoch = max(1, math.ceil(len(train) / cfg.batch_size))
+    lr_at = lr_schedule(cfg.learning_rate, cfg.epochs * steps_per_epoch, cfg.warmup)
+    state, best = TrainState(fingerprint=fingerprint), None
+    path = checkpoint_dir / CHECKPOINT if checkpoint_dir else None
+    if resume:
+        state, best = load_checkpoint(path, model, optimizer, fingerprint)
+    while state.epoch < cfg.epochs and not _patience_out(state, cfg):
+        epoch = state.epoch
+        torch.manual_seed(cfg.seed * 100_003 + epoch)  # dropout; identical on resume
+        generator = torch.Generator().manual_seed(cfg.seed * 100_019 + epoch)
+        loss, state.step = train_epoch(model, head, optimizer, lr_at, train, cfg.batch_size, generator, state.step)
+        value = score(model)
+        improved = better(value, state.best_score)
+        if improved:
+            state.best_epoch, state.best_score, state.bad_epochs = epoch, value, 0
+            best = {k: v.detach().clone() for k, v in model.state_dict().items()}
+        else:
+            state.bad_epochs += 1
+        record = {"epoch": epoch + 1, "train_loss": round(loss, 6), "validation": value,
+                  "lr": lr_at(state.step - 1), "best": improved}
+        state.history.append(record)
+        state.epoch = epoch + 1
+        if path:
+            save_checkpoint(path, model, optimizer, state, best)
+        if on_epoch:
+            on_epoch(record, state)
+    if best is not None:
+        model.load_state_dict(best)
+    return state
+
+
+def _patience_out(state: TrainState, cfg) -> bool:
+    return bool(cfg.early_stopping) and state.bad_epochs >= cfg.early_stopping
+
+
+def save_checkpoint(path: Path, model, optimizer, state: TrainState, best: dict | None) -> None:
+    """Weights, best weights, optimizer state and loop state in one file, replaced atomically."""
+    tensors = {f"model.{k}": v.contiguous() for k, v in model.state_dict().items()}
+    if best is not None:
+        tensors |= {f"best.{k}": v.contiguous() for k, v in best.items()}
+    opt = optimizer.state_dict()
+    for i, slots in opt["state"].items():
+        tensors |= {f"opt.{i}.{k}": torch.as_tensor(v).contiguous() for k, v in slots.items()}
+    groups = [{k: list(v) if isinstance(v, tuple) else v for k, v in g.items()} for g in opt["param_groups"]]
+    meta = {"state": json.dumps(state.__dict__), "param_groups": json.dumps(groups)}
+    tmp = path.with_suffix(".tmp")
+    save_file(tensors, str(tmp), metadata=meta)
+    os.replace(tmp, path)
+
+
+def load_checkpoint(path: Path | None, model, optimizer, fingerprint: str) -> tuple[TrainState, dict | None]:
+    """Restore a run's model, optimizer and loop state; refuse a checkpoint of another pipeline."""
+    if path is None or not path.exists():
+        raise ResumeError("no checkpoint to resume from", where=str(path), fix="run without --resume")
+    from safetensors import safe_open
+
+    with safe_open(str(path), framework="pt") as f:
+        meta = f.metadata()
+    tensors = load_file(str(path))
+    state = TrainState(**json.loads(meta["state"]))
+    if fingerprint and state.fingerprint != fingerprint:
+        raise ResumeError(
+            "the checkpoint was written by a different pipeline or data",
+            where=str(path),
+            fix="resume with the pipeline file and data the run started with, or start a new run",
+        )
+    model.load_state_dict({k[6:]: v for k, v in tensors.items() if k.startswith("model.")})
+    opt_state: dict[int, dict[str, torch.Tensor]] = {}
+    for key, value in tensors.items():
+        if key.startswith("opt."):
+            _, index, slot = key.split(".", 2)
+            opt_state.setdefault(int(index), {})[slot] = value
+    optimizer.load_state_dict({"state": opt_state, "param_groups": json.loads(meta["param_groups"])})
+    best = {k[5:]: v for k, v in tensors.items() if k.startswith("best.")} or None
+    return state, best
+
+
+def seed_everything(seed: int) -> None:
+    """Seeds for the model's initial weights and anything numpy draws."""
+    torch.manual_seed(seed)
+    np.random.seed(seed % 2**32)
+
+
+def train_model(prepared, folder: Path, *, resume: bool, fingerprint: str, reporter) -> tuple[Any, Head, TrainState]:
+    """Build the network for the prepared data and train it, writing history.jsonl every epoch."""
+    from dlpipe import metrics
+    from dlpipe.evaluate import predict_outputs, split_targets, to_tensors
+    from dlpipe.model import Net
+
+    spec, cfg = prepared.spec, prepared.spec.training
+    if cfg.threads:
+        torch.set_num_threads(cfg.threads)
+    seed_everything(cfg.seed)
+    net = Net(prepared.preprocessor, spec.model)
+    head = Head.for_preprocessor(prepared.preprocessor)
+    train, validation = (
+        Batches(to_tensors(s.inputs), torch.as_tensor(s.y, dtype=head.target_dtype))
+        for s in (prepared.splits["train"], prepared.splits["validation"])
+    )
+    metric = metrics.get(spec.problem.metric)
+    y_true, decode = split_targets(prepared, "validation")
+
+    def score(model) -> float:
+        return round(metric.fn(y_true, decode(predict_outputs(model, head, validation.inputs))), 6)
+
+    def on_epoch(record: dict[str, Any], state: TrainState) -> None:
+        lines = (json.dumps({**r, "metric": metric.name}) for r in state.history)
+        (folder / "history.jsonl").write_text("\n".join(lines) + "\n")
+        reporter.epoch(record, cfg.epochs)
+
+    state = fit(net, head, train, validation, cfg, score=score, better=metric.better, checkpoint_dir=folder,
+                resume=resume, fingerprint=fingerprint, on_epoch=on_epoch)
+    return net, head, state
