@@ -128,12 +128,16 @@ class Pipeline:
         lap("train")
         reporter.stage("evaluate")
         results = evaluate_splits(net, head, prepared)
+        from dlpipe.baseline import fit_baseline
+
+        baseline = fit_baseline(prepared)
         lap("evaluate_and_test")
         metrics = {
             "validation": results["validation"]["metrics"],
             "test": results["test"]["metrics"],
             "goal": check_goal(resolved.problem.goal, results["test"]["metrics"]),
             "metric": resolved.problem.metric,
+            "baseline": baseline or {},
             "best_epoch": state.best_epoch + 1,
             "epochs_run": state.epoch,
             "details": {name: results[name]["details"] for name in ("validation", "test")},

@@ -1,0 +1,184 @@
+"""The `dlpipe` command: parses, calls the stage functions, prints. Heavy modules load inside commands.
+
+argparse, not a framework: the CLI is small, and its exit codes (0 ok, 2 bad input, 3 goal missed,
+1 unexpected) and error lines must stay exactly as documented.
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from dlpipe import __version__
+
+EXIT_GOAL_MISSED = 3
+
+
+def _echo(text: str, err: bool = False) -> None:
+    print(text, file=sys.stderr if err else sys.stdout)
+
+
+def cmd_init(args: argparse.Namespace) -> int:
+    """Infer task, column types, metric and a starting goal; write a commented pipeline file."""
+    from dlpipe.define import init_pipeline
+    from dlpipe.errors import ConfigError
+
+    output = Path(args.output)
+    if output.exists() and not args.force:
+        raise ConfigError(f"{output} exists", fix="pass --force to overwrite it, or -o another path")
+    text = init_pipeline(args.data, args.target, output, task=args.task)
+    _echo(text)
+    _echo(f"wrote {output}: review the goal, then `dlpipe run {output}`", err=True)
+    return 0
+
+
+def cmd_validate(args: argparse.Namespace) -> int:
+    """Check the file and the data's columns without training."""
+    from dlpipe.console import out
+    from dlpipe.pipeline import Pipeline
+
+    prepared = Pipeline.from_yaml(args.pipeline).prepare()
+    profile = prepared.profile
+    out.print(f"[green]valid[/]: {args.pipeline}")
+    out.print(f"  task: {profile['task']}, target {prepared.preprocessor.target!r}, metric {prepared.spec.problem.metric}")
+    out.print(f"  rows: {profile['rows']}; splits ({profile['splits']['method']}): "
+              + ", ".join(f"{k} {profile['splits'][k]}" for k in ("train", "validation", "test")))
+    for column in prepared.preprocessor.columns:
+        out.print(f"  {column.name}: {column.type} ({column.reason})")
+    for dropped in profile["dropped"]["columns"]:
+        out.print(f"  {dropped['name']}: ignored ({dropped['reason']})")
+    for rows in profile["dropped"]["rows"]:
+        out.print(f"  dropped {rows['count']} rows ({rows['split']}): {rows['reason']}")
+    for note in profile["notes"]:
+        out.print(f"  note: {note}")
+    return 0
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    """All stages: collect, prepare, train, evaluate, test, package. Exit 0 goal met, 3 goal missed."""
+    from dlpipe.console import ProgressReporter, out, verdict
+    from dlpipe.pipeline import Pipeline
+
+    reporter = ProgressReporter(args.quiet)
+    try:
+        result = Pipeline.from_yaml(args.pipeline).run(args.run_dir, resume=args.resume, reporter=reporter)
+    finally:
+        reporter.close()
+    verdict(result.metrics)
+    out.print(f"run folder: {result.folder}")
+    return 0 if result.passed else EXIT_GOAL_MISSED
+
+
+def cmd_predict(args: argparse.Namespace) -> int:
+    """Batch prediction: the input rows with `prediction` (and `proba_<class>`) columns added."""
+    from dlpipe.collect import collect
+    from dlpipe.errors import ConfigError
+    from dlpipe.package import load_model
+
+    output = Path(args.output)
+    if output.suffix.lower() not in (".csv", ".parquet"):
+        raise ConfigError(f"cannot write {output.suffix!r} files", where=str(output), fix="use .csv or .parquet")
+    loaded = load_model(args.model)
+    frame = collect(_data_source(Path(args.data), loaded)).frame
+    result = frame.join(loaded.predict(frame), rsuffix="_predicted")
+    output.parent.mkdir(parents=True, exist_ok=True)
+    tmp = output.with_name(output.name + ".tmp")
+    if output.suffix.lower() == ".parquet":
+        result.to_parquet(tmp, index=False)
+    else:
+        result.to_csv(tmp, index=False)
+    tmp.replace(output)
+    _echo(f"wrote {len(result)} predictions to {output}", err=True)
+    return 0
+
+
+def _data_source(data: Path, loaded):
+    """The file to predict on, read with the training source's CSV options (header, delimiter)."""
+    from dlpipe.spec import FileSource
+
+    source = loaded.manifest["pipeline"]["data"]["source"]
+    options = {k: source[k] for k in ("header", "delimiter", "encoding") if isinstance(source, dict) and k in source}
+    return FileSource(path=str(data), **options)
+
+
+def cmd_schema(args: argparse.Namespace) -> int:
+    """Print the JSON Schema of pipeline.yaml (for editor completion and checks)."""
+    import json
+
+    from dlpipe.spec import json_schema
+
+    _echo(json.dumps(json_schema(), indent=2))
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="dlpipe",
+        description="From data and a goal to a tested, deployable deep learning model, with one pipeline.yaml.",
+        epilog="Exit codes: 0 ok, 2 bad input, 3 goal missed, 1 unexpected failure. "
+        "Add --debug anywhere for a traceback.",
+    )
+    parser.add_argument("--version", action="version", version=f"dlpipe {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+
+    p = sub.add_parser("init", help="infer task, types, metric and a goal from data; write a commented pipeline.yaml")
+    p.add_argument("data", help="a data file: CSV, TSV, Parquet or JSON lines")
+    p.add_argument("--target", "-t", required=True, help="target column name, or its 0-based position")
+    p.add_argument("--output", "-o", default="pipeline.yaml", help="where to write the file (default: pipeline.yaml)")
+    p.add_argument("--task", choices=["classification", "regression"], help="override the inferred task")
+    p.add_argument("--force", action="store_true", help="overwrite an existing file")
+    p.set_defaults(func=cmd_init)
+
+    p = sub.add_parser("validate", help="check the pipeline file and the data's schema without training")
+    p.add_argument("pipeline", help="the pipeline file")
+    p.set_defaults(func=cmd_validate)
+
+    p = sub.add_parser("run", help="all stages: collect, prepare, train, evaluate, test, package")
+    p.add_argument("pipeline", help="the pipeline file")
+    p.add_argument("--run-dir", default="runs", help="where run folders go (default: runs)")
+    p.add_argument("--resume", action="store_true", help="continue the latest unfinished run from its checkpoint")
+    p.add_argument("--quiet", "-q", action="store_true", help="no progress output")
+    p.set_defaults(func=cmd_run)
+
+    p = sub.add_parser("predict", help="batch prediction with a model or run folder")
+    p.add_argument("model", help="a model folder or a run folder")
+    p.add_argument("data", help="a data file with the training columns")
+    p.add_argument("--output", "-o", default="predictions.csv", help="a .csv or .parquet file (default: predictions.csv)")
+    p.set_defaults(func=cmd_predict)
+
+    p = sub.add_parser("schema", help="print the JSON Schema of pipeline.yaml, for editors")
+    p.set_defaults(func=cmd_schema)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Entry point: runs a command and maps dlpipe's errors to one line and an exit code."""
+    args_list = list(sys.argv[1:] if argv is None else argv)
+    debug = "--debug" in args_list
+    parser = build_parser()
+    args = parser.parse_args([a for a in args_list if a != "--debug"])  # usage errors exit 2
+    if not getattr(args, "func", None):
+        parser.print_help()
+        sys.exit(0)
+    try:
+        code = args.func(args)
+    except KeyboardInterrupt:
+        _echo("interrupted", err=True)
+        code = 130
+    except Exception as exc:
+        if debug:
+            raise
+        from dlpipe.console import error
+        from dlpipe.errors import DlpipeError
+
+        if isinstance(exc, DlpipeError):
+            error(exc.render())
+            code = exc.exit_code
+        else:
+            error(f"unexpected {type(exc).__name__}: {exc} (rerun with --debug for the traceback)")
+            code = 1
+    sys.exit(code)
+
+
+if __name__ == "__main__":
+    main()

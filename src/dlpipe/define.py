@@ -1,0 +1,121 @@
+"""Problem definition: `dlpipe init` reads the data and writes a commented pipeline file.
+
+It infers the task from the target, each column's type (with the reason), the metric, and a goal
+just above a trivial baseline, which the user is told to raise.
+"""
+from __future__ import annotations
+
+import os
+import re
+from pathlib import Path
+
+import pandas as pd
+
+from dlpipe.collect import collect
+from dlpipe.features import infer_column
+from dlpipe.features.numeric import numeric_share, to_numbers
+from dlpipe.metrics import default_metric
+from dlpipe.prepare.target import check_target, clean_labels, resolve_target
+from dlpipe.spec import FileSource, validate_spec
+
+REGRESSION_MIN_DISTINCT = 20
+
+
+def infer_task(target: pd.Series) -> tuple[str, str]:
+    """classification or regression, and why."""
+    present = target.dropna()
+    distinct = present.nunique()
+    if numeric_share(present) >= 0.95:
+        values = to_numbers(present).dropna()
+        whole = bool((values % 1 == 0).all())
+        if distinct > REGRESSION_MIN_DISTINCT or not whole:
+            return "regression", f"numeric target with {distinct} distinct values"
+        return "classification", f"whole-number target with {distinct} distinct values"
+    return "classification", f"{clean_labels(present).nunique()} distinct labels"
+
+
+def trivial_baseline(target: pd.Series, task: str, metric: str) -> tuple[float, float]:
+    """(what a trivial model scores, a goal a little better than that)."""
+    if task == "classification":
+        shares = clean_labels(target).value_counts(normalize=True, dropna=True)
+        base = {"accuracy": float(shares.iloc[0]), "roc_auc": 0.5,
+                "balanced_accuracy": 1 / len(shares), "f1_macro": float(shares.iloc[0]) / len(shares)}.get(metric, 0.5)
+        return base, round(base + 0.1 * (1 - base), 3)
+    values = to_numbers(target).dropna().to_numpy()
+    base = float(values.std())  # rmse of always predicting the mean
+    return base, float(f"{0.9 * base:.4g}")
+
+
+def init_pipeline(data: str | Path, target: str, output: str | Path, *, task: str | None = None,
+                  name: str | None = None) -> str:
+    """Write a commented pipeline.yaml for `data` with `target`; returns its text."""
+    data, output = Path(data), Path(output)
+    collected = collect(FileSource(path=str(data)))
+    frame = collected.frame
+    target_name = resolve_target(frame, target)
+    inferred_task, task_reason = infer_task(frame[target_name])
+    task = task or inferred_task
+    check_target(frame[target_name], task, target_name)
+    n_classes = clean_labels(frame[target_name]).nunique() if task == "classification" else 0
+    metric = default_metric(task, n_classes)
+    base, goal = trivial_baseline(frame[target_name], task, metric)
+    name = name or re.sub(r"[^A-Za-z0-9_.-]+", "-", data.stem).strip("-.") or "pipeline"
+
+    rel = os.path.relpath(data.resolve(), output.resolve().parent)
+    options = collected.options
+    source = f"{rel}"
+    extras = {k: options[k] for k in ("header", "delimiter", "encoding") if k in options}
+    if extras.get("header", True) and extras.get("encoding") == "utf-8" and extras.get("delimiter") in (",", "\t", None):
+        source_yaml = f"  source: {_q(source)}"
+    else:
+        parts = [f"path: {_q(source)}"] + [f"{k}: {_q(v) if isinstance(v, str) else str(v).lower()}"
+                                          for k, v in extras.items()]
+        source_yaml = f"  source: {{{', '.join(parts)}}}   # detected when reading the file"
+
+    lines = [
+        f"# dlpipe pipeline for {data.name}, written by `dlpipe init`. Edit freely; `dlpipe validate` checks it.",
+        f"name: {name}",
+        "problem:",
+        f"  task: {task}          # {task_reason}" + ("" if task == inferred_task else " (overridden)"),
+        f"  target: {_q(target_name)}",
+        f"  metric: {metric}",
+        f"  # A trivial model scores {metric} = {base:.4g}. This goal is just above it: raise it to what success",
+        "  # means for you" + (" (lower is better for this metric)." if metric in ("rmse", "mae", "mape", "log_loss") else "."),
+        f"  goal: {{{metric}: {goal}}}",
+        "data:",
+        source_yaml,
+        f"  split: {{method: {'stratified' if task == 'classification' else 'random'}, validation: 0.15, test: 0.15, seed: 42}}",
+        "features:",
+    ]
+    for column in frame.columns:
+        if column == target_name:
+            continue
+        kind, reason = infer_column(frame[column])
+        value = "ignore" if kind == "ignore" else f"{{type: {kind}}}"
+        lines.append(f"  {_q(column)}: {value}   # {_comment(reason)}")
+    lines += [
+        "model: {layers: 3, hidden: 256, dropout: 0.1}",
+        "training: {epochs: 100, batch_size: 128, learning_rate: 0.001, early_stopping: 10, seed: 42}",
+        "",
+    ]
+    text = "\n".join(lines)
+    import yaml
+
+    validate_spec(yaml.safe_load(text), source=str(output))  # what we write must load
+    output.parent.mkdir(parents=True, exist_ok=True)
+    output.write_text(text, encoding="utf-8")
+    return text
+
+
+def _comment(reason: str) -> str:
+    return reason.replace("\n", " ")
+
+
+def _q(value: str) -> str:
+    """A YAML scalar: plain when that reads back unchanged, else double-quoted (JSON is valid YAML)."""
+    import json
+
+    import yaml
+
+    plain = re.fullmatch(r"[A-Za-z_][A-Za-z0-9_ ./-]*", value) and value.strip() == value
+    return value if plain and yaml.safe_load(value) == value else json.dumps(value)
