@@ -94,7 +94,7 @@ def init_pipeline(data: str | Path, target: str, output: str | Path, *, task: st
         value = "ignore" if kind == "ignore" else f"{{type: {kind}}}"
         lines.append(f"  {_q(column)}: {value}   # {_comment(reason)}")
     lines += [
-        "model: {layers: 3, hidden: 256, dropout: 0.1}",
+        "model: {layers: 2, hidden: 128, dropout: 0.5}",
         "training: {epochs: 100, batch_size: 128, learning_rate: 0.001, early_stopping: 10, seed: 42}",
         "",
     ]

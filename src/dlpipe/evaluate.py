@@ -17,17 +17,21 @@ def to_tensors(inputs: dict[str, np.ndarray]) -> dict[str, torch.Tensor]:
 
 
 @torch.inference_mode()
-def predict_outputs(model: torch.nn.Module, head: Head, inputs: dict[str, torch.Tensor]) -> np.ndarray:
-    """Probabilities (classification) or standardised values (regression), in eval mode, batched."""
+def predict_outputs(model: torch.nn.Module, head: Head, inputs: dict[str, torch.Tensor], raw: bool = False) -> np.ndarray:
+    """Probabilities (classification) or standardised values (regression), in eval mode, batched.
+
+    With `raw`, the network's logits before the head's output transform.
+    """
     was_training = model.training
     model.eval()
     n = len(next(iter(inputs.values())))
     chunks = [
-        head.output(model({k: v[i : i + EVAL_BATCH] for k, v in inputs.items()}))
+        model({k: v[i : i + EVAL_BATCH] for k, v in inputs.items()})
         for i in range(0, n, EVAL_BATCH)
     ]
     model.train(was_training)
-    return torch.cat(chunks).numpy().astype(np.float64)
+    logits = torch.cat(chunks)
+    return (logits if raw else head.output(logits)).numpy().astype(np.float64)
 
 
 def score(task: str, y: np.ndarray, output: np.ndarray) -> dict[str, float]:

@@ -147,11 +147,13 @@ _UNION_TAGS = {"path", "file", "sql", "builtin", "ignore", "spec"}
 
 
 class ModelSpec(_Strict):
-    layers: int = Field(3, ge=1, le=16, description="hidden layers of the MLP")
-    hidden: int = Field(256, ge=4, le=8192, description="width of each hidden layer")
-    dropout: float = Field(0.1, ge=0.0, lt=1.0)
+    layers: int = Field(2, ge=1, le=16, description="hidden layers of the MLP")
+    hidden: int = Field(128, ge=4, le=8192, description="width of each hidden layer")
+    dropout: float = Field(0.5, ge=0.0, lt=1.0)
     norm: Literal["batch", "layer", "none"] = "batch"
-    numeric_embedding: int = Field(16, ge=0, le=512, description="per-feature numeric embedding size; 0 feeds raw values")
+    numeric_embedding: int = Field(0, ge=0, le=512, description="per-feature numeric embedding size; 0 feeds raw values")
+    ensemble: int = Field(1, ge=1, le=64, description="networks trained together and averaged")
+    skip: bool = Field(True, description="add a linear path from the encoded inputs to the output")
     category_embedding: int | None = Field(None, ge=1, le=512, description="embedding size; by cardinality when absent")
 
 

@@ -45,6 +45,7 @@ class TrainState:
     step: int = 0
     best_epoch: int = -1
     best_score: float = math.nan
+    best_loss: float = math.inf
     bad_epochs: int = 0
     history: list[dict[str, Any]] = field(default_factory=list)
     fingerprint: str = ""
@@ -85,11 +86,11 @@ def train_epoch(model, head: Head, optimizer, lr_at, data: Batches, batch_size: 
 
 
 def fit(model, head: Head, train: Batches, validation: Batches, cfg, *,
-        score: Callable[[torch.nn.Module], float], better: Callable[[float, float], bool],
+        score: Callable[[torch.nn.Module], tuple[float, float]], better: Callable[[float, float], bool],
         checkpoint_dir: Path | None = None, resume: bool = False, fingerprint: str = "",
         on_epoch: Callable[[dict[str, Any], TrainState], None] | None = None) -> TrainState:
     """Train until `cfg.epochs` or early stopping; the model ends with its best weights."""
-    optimizer = torch.optim.AdamW(model.parameters(), lr=cfg.learning_rate, weight_decay=cfg.weight_decay)
+    optimizer = torch.optim.AdamW(param_groups(model, cfg.weight_decay), lr=cfg.learning_rate)
     steps_per_epoch = max(1, math.ceil(len(train) / cfg.batch_size))
     lr_at = lr_schedule(cfg.learning_rate, cfg.epochs * steps_per_epoch, cfg.warmup)
     state, best = TrainState(fingerprint=fingerprint), None
@@ -101,14 +102,16 @@ def fit(model, head: Head, train: Batches, validation: Batches, cfg, *,
         torch.manual_seed(cfg.seed * 100_003 + epoch)  # dropout; identical on resume
         generator = torch.Generator().manual_seed(cfg.seed * 100_019 + epoch)
         loss, state.step = train_epoch(model, head, optimizer, lr_at, train, cfg.batch_size, generator, state.step)
-        value = score(model)
-        improved = better(value, state.best_score)
+        value, val_loss = score(model)
+        # ties on the metric (common for accuracy on a small validation set) go to the lower loss
+        improved = better(value, state.best_score) or (value == state.best_score and val_loss < state.best_loss)
         if improved:
-            state.best_epoch, state.best_score, state.bad_epochs = epoch, value, 0
+            state.best_epoch, state.best_score, state.best_loss, state.bad_epochs = epoch, value, val_loss, 0
             best = {k: v.detach().clone() for k, v in model.state_dict().items()}
         else:
             state.bad_epochs += 1
         record = {"epoch": epoch + 1, "train_loss": round(loss, 6), "validation": value,
+                  "validation_loss": round(val_loss, 6),
                   "lr": lr_at(state.step - 1), "best": improved}
         state.history.append(record)
         state.epoch = epoch + 1
@@ -119,6 +122,15 @@ def fit(model, head: Head, train: Batches, validation: Batches, cfg, *,
     if best is not None:
         model.load_state_dict(best)
     return state
+
+
+def param_groups(model: torch.nn.Module, weight_decay: float) -> list[dict[str, Any]]:
+    """Weight decay on the MLP's weight matrices only: not on biases, norms, embeddings or the skip path."""
+    decay, plain = [], []
+    for name, param in model.named_parameters():
+        hidden = ".body." in name or ".head." in name
+        (decay if hidden and param.ndim >= 2 else plain).append(param)
+    return [{"params": decay, "weight_decay": weight_decay}, {"params": plain, "weight_decay": 0.0}]
 
 
 def _patience_out(state: TrainState, cfg) -> bool:
@@ -192,8 +204,10 @@ def train_model(prepared, folder: Path, *, resume: bool, fingerprint: str, repor
     metric = metrics.get(spec.problem.metric)
     y_true, decode = split_targets(prepared, "validation")
 
-    def score(model) -> float:
-        return round(metric.fn(y_true, decode(predict_outputs(model, head, validation.inputs))), 6)
+    def score(model) -> tuple[float, float]:
+        output = predict_outputs(model, head, validation.inputs, raw=True)
+        loss = float(head.loss(torch.from_numpy(output).float(), validation.y))
+        return round(metric.fn(y_true, decode(head.output(torch.from_numpy(output)).numpy())), 6), loss
 
     def on_epoch(record: dict[str, Any], state: TrainState) -> None:
         lines = (json.dumps({**r, "metric": metric.name}) for r in state.history)
