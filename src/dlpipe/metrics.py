@@ -65,7 +65,10 @@ def _roc_auc(y: np.ndarray, proba: np.ndarray) -> float:
     if len(present) < proba.shape[1]:
         # one-vs-rest over the classes present, renormalised, as scikit-learn requires
         sub = proba[:, present] / proba[:, present].sum(1, keepdims=True)
-        return float(roc_auc_score(np.searchsorted(present, y), sub, multi_class="ovr"))
+        codes = np.searchsorted(present, y)
+        if len(present) == 2:
+            return float(roc_auc_score(codes, sub[:, 1]))
+        return float(roc_auc_score(codes, sub, multi_class="ovr"))
     return float(roc_auc_score(y, proba, multi_class="ovr"))
 
 

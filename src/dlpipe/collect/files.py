@@ -82,12 +82,25 @@ def _decode(raw: bytes, encoding: str | None, path: Path) -> tuple[str, str]:
     from charset_normalizer import from_bytes
 
     best = from_bytes(raw[: 1024 * 1024]).best()
-    for candidate in ([best.encoding] if best else []) + ["cp1252", "latin-1"]:
+    guess = [best.encoding] if best else []
+    if guess and _latin_code_page(guess[0]):
+        # Short samples make detectors waver between 8-bit code pages (cp1250 vs cp1252); real
+        # exports that are not UTF-8 are overwhelmingly Windows-1252 / Latin-1, so try those first.
+        guess = []
+    for candidate in [*guess, "cp1252", "latin-1"]:
         try:
             return raw.decode(candidate), candidate
         except (UnicodeDecodeError, LookupError):
             continue
     return raw.decode("latin-1"), "latin-1"  # unreachable: latin-1 decodes any byte
+
+
+LATIN_CODE_PAGES = {"cp1250", "cp1252", "cp1254", "cp1257", "latin1", "iso88591", "iso88592", "iso885915",
+                    "iso88599", "maclatin2", "macroman"}
+
+
+def _latin_code_page(encoding: str) -> bool:
+    return encoding.lower().replace("-", "").replace("_", "") in LATIN_CODE_PAGES
 
 
 def _read_csv(path: Path, src, default_delimiter: str | None) -> Collected:
@@ -133,6 +146,7 @@ def read_csv_options(delimiter: str, header: bool) -> dict:
         "keep_default_na": True,
         "skipinitialspace": True,
         "skip_blank_lines": True,
+        "index_col": False,  # never turn a first column into the index when rows are longer than the header
     }
 
 

@@ -1,0 +1,264 @@
+"""Training throughput of dlpipe's own loop against a minimal hand-written PyTorch loop.
+
+Both loops train the same `dlpipe.model.Net` (same initial weights, copied from one state_dict),
+on the same tensors (the train split that `Pipeline.prepare()` produces from a synthetic table),
+with the same batch size, the same AdamW settings and the same number of epochs. The only thing
+that differs is the loop:
+
+* dlpipe: `dlpipe.train.train_epoch`, exactly what `dlpipe.train.fit` runs each epoch (per-epoch
+  seeding as in `fit`, per-step learning-rate schedule, `Head.loss`, loss accumulation);
+* hand-written: randperm, slice each batch, forward, loss, zero_grad, backward, AdamW step.
+
+Rounds are interleaved (the order alternates every round) after a warm-up, and the median of
+the rounds is reported. The result is a ratio measured within one run (dlpipe / hand-written,
+aim >= 0.95), never an absolute timing: this script reports, it does not assert, and always
+exits 0.
+
+    OMP_NUM_THREADS=1 python benchmarks/train_overhead.py            # full run (about 2 minutes)
+    OMP_NUM_THREADS=1 python benchmarks/train_overhead.py --quick    # smoke test (< 30 s)
+"""
+from __future__ import annotations
+
+import argparse
+import math
+import platform
+import statistics
+import sys
+import time
+import traceback
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import torch
+from torch.nn import functional as F
+
+from dlpipe.evaluate import to_tensors
+from dlpipe.model import Head, Net
+from dlpipe.pipeline import Pipeline
+from dlpipe.train import Batches, lr_schedule, param_groups, train_epoch
+
+SEED = 42
+
+
+@dataclass
+class Settings:
+    rows: int
+    batch_size: int
+    epochs: int
+    rounds: int
+    threads: int
+    hidden: int
+    layers: int
+
+
+@dataclass
+class Timing:
+    """One timed training run: rows trained on per second, and the last loss (a sanity check)."""
+
+    rows_per_s: float
+    seconds: float
+    last_loss: float
+
+
+def synthetic_table(rows: int, seed: int = SEED) -> pd.DataFrame:
+    """A tabular classification problem: 8 numeric, 3 category and 3 binary columns, binary target."""
+    rng = np.random.default_rng(seed)
+    frame: dict[str, Any] = {}
+    signal = np.zeros(rows)
+    for i in range(8):
+        x = rng.normal(size=rows) * (i + 1) + i
+        x[rng.random(rows) < 0.02] = np.nan  # a few missing values, as real tables have
+        frame[f"num_{i}"] = x
+        signal += np.nan_to_num(x - i) / (i + 1) * rng.normal()
+    for i, levels in enumerate((5, 20, 60)):
+        codes = rng.integers(0, levels, size=rows)
+        frame[f"cat_{i}"] = np.array([f"level_{c}" for c in range(levels)], dtype=object)[codes]
+        signal += rng.normal(size=levels)[codes]
+    for i in range(3):
+        flag = rng.random(rows) < 0.3 + 0.2 * i
+        frame[f"bin_{i}"] = np.where(flag, "yes", "no") if i % 2 == 0 else flag
+        signal += flag * (1.0 - i)
+    probability = 1 / (1 + np.exp(-(signal - signal.mean()) / signal.std() * 2))
+    frame["y"] = np.where(rng.random(rows) < probability, "positive", "negative")
+    return pd.DataFrame(frame)
+
+
+def prepare(settings: Settings) -> tuple[Any, Batches]:
+    """dlpipe's own preparation of the table; returns the Prepared object and the train split as tensors."""
+    config = {
+        "name": "bench",
+        "problem": {"task": "classification", "target": "y"},
+        "data": {"source": "unused.csv"},
+        "model": {"hidden": settings.hidden, "layers": settings.layers},
+        "training": {"batch_size": settings.batch_size, "epochs": settings.epochs},
+    }
+    prepared = Pipeline.from_dict(config, data=synthetic_table(settings.rows)).prepare()
+    head = Head.for_preprocessor(prepared.preprocessor)
+    split = prepared.splits["train"]
+    train = Batches(to_tensors(split.inputs), torch.as_tensor(split.y, dtype=head.target_dtype))
+    return prepared, train
+
+
+def make_optimizer(model: torch.nn.Module, cfg: Any) -> torch.optim.Optimizer:
+    """AdamW exactly as `dlpipe.train.fit` builds it; both loops use this, so optimizer work is identical."""
+    return torch.optim.AdamW(param_groups(model, cfg.weight_decay), lr=cfg.learning_rate)
+
+
+def run_dlpipe(model: Net, head: Head, train: Batches, cfg: Any, epochs: int) -> Timing:
+    """dlpipe's loop: the body of `fit`'s epoch loop without validation and checkpointing."""
+    optimizer = make_optimizer(model, cfg)
+    steps_per_epoch = max(1, math.ceil(len(train) / cfg.batch_size))
+    lr_at = lr_schedule(cfg.learning_rate, epochs * steps_per_epoch, cfg.warmup)
+    step, loss = 0, math.nan
+    start = time.perf_counter()
+    for epoch in range(epochs):
+        torch.manual_seed(cfg.seed * 100_003 + epoch)
+        generator = torch.Generator().manual_seed(cfg.seed * 100_019 + epoch)
+        loss, step = train_epoch(model, head, optimizer, lr_at, train, cfg.batch_size, generator, step)
+    seconds = time.perf_counter() - start
+    return Timing(len(train) * epochs / seconds, seconds, loss)
+
+
+def run_hand_written(model: Net, head: Head, train: Batches, cfg: Any, epochs: int) -> Timing:
+    """The plain idiomatic PyTorch loop on the same tensors (constant learning rate, no bookkeeping)."""
+    optimizer = make_optimizer(model, cfg)
+    inputs, y, n, batch_size = train.inputs, train.y, len(train), cfg.batch_size
+    loss = torch.tensor(math.nan)
+    start = time.perf_counter()
+    model.train()
+    for epoch in range(epochs):
+        torch.manual_seed(cfg.seed * 100_003 + epoch)
+        generator = torch.Generator().manual_seed(cfg.seed * 100_019 + epoch)
+        order = torch.randperm(n, generator=generator)
+        for begin in range(0, n, batch_size):
+            idx = order[begin : begin + batch_size]
+            if len(idx) < 2:
+                continue  # batch norm cannot train on one row; dlpipe skips it too
+            logits = model({k: v[idx] for k, v in inputs.items()})
+            loss = F.binary_cross_entropy_with_logits(logits[:, 0, 0], y[idx])
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+    seconds = time.perf_counter() - start
+    return Timing(n * epochs / seconds, seconds, float(loss))
+
+
+LOOPS: dict[str, Callable[[Net, Head, Batches, Any, int], Timing]] = {
+    "dlpipe": run_dlpipe,
+    "hand-written": run_hand_written,
+}
+
+
+def measure(settings: Settings) -> dict[str, Any]:
+    """Warm up, then `rounds` interleaved timed runs of each loop from the same initial weights."""
+    clock = time.perf_counter()
+    prepared, train = prepare(settings)
+    prepare_seconds = time.perf_counter() - clock
+    spec, cfg = prepared.spec, prepared.spec.training
+    head = Head.for_preprocessor(prepared.preprocessor)
+    if head.kind != "binary" or spec.model.ensemble != 1:
+        raise RuntimeError(f"expected a binary head, one ensemble member: {head.kind}/{spec.model.ensemble}")
+    torch.manual_seed(cfg.seed)
+    model = Net(prepared.preprocessor, spec.model)
+    initial = {k: v.detach().clone() for k, v in model.state_dict().items()}
+
+    def timed(name: str, epochs: int) -> Timing:
+        model.load_state_dict(initial)  # every run starts from identical weights
+        return LOOPS[name](model, head, train, cfg, epochs)
+
+    for name in LOOPS:  # warm-up: allocator, dispatcher caches, lazy imports
+        timed(name, 1)
+    results: dict[str, list[Timing]] = {name: [] for name in LOOPS}
+    names = list(LOOPS)
+    for r in range(settings.rounds):
+        for name in names if r % 2 == 0 else reversed(names):
+            results[name].append(timed(name, settings.epochs))
+    medians = {name: statistics.median(t.rows_per_s for t in runs) for name, runs in results.items()}
+    round_ratios = [
+        a.rows_per_s / b.rows_per_s for a, b in zip(results["dlpipe"], results["hand-written"], strict=True)
+    ]
+    return {
+        "results": results,
+        "medians": medians,
+        "ratio": medians["dlpipe"] / medians["hand-written"],
+        "round_ratios": round_ratios,
+        "train_rows": len(train),
+        "inputs": {k: tuple(v.shape) for k, v in train.inputs.items()},
+        "parameters": sum(p.numel() for p in model.parameters()),
+        "steps_per_epoch": sum(1 for i in range(0, len(train), settings.batch_size) if len(train) - i >= 2),
+        "prepare_seconds": prepare_seconds,
+        "cfg": cfg,
+        "model": spec.model,
+    }
+
+
+def report(settings: Settings, out: dict[str, Any]) -> str:
+    """The result as a small plain-text table."""
+    lines = [
+        "dlpipe training-loop overhead (dlpipe.train.train_epoch vs a hand-written PyTorch loop)",
+        f"torch {torch.__version__}, python {platform.python_version()}, {platform.machine()}, "
+        f"torch threads {torch.get_num_threads()} (interop {torch.get_num_interop_threads()})",
+        f"table rows {settings.rows} -> train rows {out['train_rows']}, batch size {settings.batch_size}, "
+        f"{out['steps_per_epoch']} steps/epoch, {settings.epochs} epoch(s)/round, {settings.rounds} rounds",
+        f"model: Net layers={out['model'].layers} hidden={out['model'].hidden} norm={out['model'].norm} "
+        f"dropout={out['model'].dropout}, {out['parameters']} parameters; inputs "
+        + ", ".join(f"{k}{list(s)}" for k, s in out["inputs"].items()),
+        f"AdamW lr={out['cfg'].learning_rate} weight_decay={out['cfg'].weight_decay} "
+        "(dlpipe's param groups, in both loops)",
+        "",
+        f"{'loop':<14}{'rows/s (median)':>16}{'rounds rows/s':>32}{'last loss':>11}",
+    ]
+    for name, runs in out["results"].items():
+        per_round = " ".join(f"{t.rows_per_s:,.0f}" for t in runs)
+        lines.append(f"{name:<14}{out['medians'][name]:>16,.0f}{per_round:>32}{runs[-1].last_loss:>11.4f}")
+    ratios = " ".join(f"{r:.3f}" for r in out["round_ratios"])
+    verdict = "meets" if out["ratio"] >= 0.95 else "BELOW"
+    lines += [
+        "",
+        f"ratio dlpipe / hand-written: {out['ratio']:.3f}  ({verdict} the 0.95 aim; per round: {ratios})",
+        f"(data preparation took {out['prepare_seconds']:.1f} s and is not part of the timing)",
+    ]
+    return "\n".join(lines)
+
+
+def parse_args(argv: list[str] | None = None) -> Settings:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rows", type=int, default=None, help="rows of the synthetic table (default 30000)")
+    parser.add_argument("--batch-size", type=int, default=128, help="batch size (dlpipe's default: 128)")
+    parser.add_argument("--epochs", type=int, default=None, help="epochs per timed round (default 3)")
+    parser.add_argument("--rounds", type=int, default=None, help="timed rounds of each loop (default 3)")
+    parser.add_argument("--threads", type=int, default=1, help="torch.set_num_threads (default 1)")
+    parser.add_argument("--hidden", type=int, default=128, help="hidden width (dlpipe's default: 128)")
+    parser.add_argument("--layers", type=int, default=2, help="hidden layers (dlpipe's default: 2)")
+    parser.add_argument("--quick", action="store_true", help="a small, fast run for smoke tests (< 30 s)")
+    args = parser.parse_args(argv)
+    quick = {"rows": 8_000, "epochs": 1, "rounds": 3}
+    full = {"rows": 30_000, "epochs": 3, "rounds": 3}
+    defaults = quick if args.quick else full
+    return Settings(
+        rows=args.rows or defaults["rows"],
+        batch_size=args.batch_size,
+        epochs=args.epochs or defaults["epochs"],
+        rounds=args.rounds or defaults["rounds"],
+        threads=args.threads,
+        hidden=args.hidden,
+        layers=args.layers,
+    )
+
+
+def main(argv: list[str] | None = None) -> int:
+    settings = parse_args(argv)
+    torch.set_num_threads(settings.threads)
+    try:
+        print(report(settings, measure(settings)))
+    except Exception:  # a report, not a test: show what failed, still exit 0
+        traceback.print_exc()
+        print("benchmark failed; no result", file=sys.stderr)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

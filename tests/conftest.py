@@ -1,0 +1,42 @@
+"""Shared fixtures: one thread for torch (tests run in parallel), tiny configs, a CLI runner."""
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+os.environ.setdefault("OMP_NUM_THREADS", "1")
+ROOT = Path(__file__).resolve().parents[1]
+EXAMPLES = ROOT / "examples"
+
+
+@pytest.fixture(autouse=True)
+def _one_thread():
+    import torch
+
+    torch.set_num_threads(1)
+
+
+def tiny_config(name: str = "iris", task: str = "classification", **sections) -> dict:
+    """A small pipeline on a bundled set that trains in about a second."""
+    config = {
+        "name": name,
+        "problem": {"task": task, "target": "target"},
+        "data": {"source": {"builtin": name}},
+        "model": {"hidden": 32},
+        "training": {"epochs": 8, "batch_size": 32, "early_stopping": 0},
+    }
+    for key, value in sections.items():
+        config[key] = {**config.get(key, {}), **value}
+    return config
+
+
+def dlpipe(*args: str, cwd: Path | None = None, timeout: float = 600) -> subprocess.CompletedProcess:
+    """Run the real command line in a child process."""
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    return subprocess.run(
+        [sys.executable, "-m", "dlpipe.cli", *args], capture_output=True, text=True, cwd=cwd, env=env, timeout=timeout
+    )

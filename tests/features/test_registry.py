@@ -1,0 +1,117 @@
+"""Conformance suite every feature type must pass, and type inference."""
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+
+from dlpipe.features import REGISTRY, infer_column
+from dlpipe.spec import FeatureSpec, ModelSpec
+
+# (training values, values met later that must not break anything)
+SAMPLES = {
+    "numeric": (pd.Series([1.5, 2.0, np.nan, 4.0, 10.0, 3.0] * 5, name="x"),
+                pd.Series([np.inf, -1e12, None, "garbage", 2.5, "7"], name="x")),
+    "category": (pd.Series(["a", "b", "c", "a", None, "b"] * 5 + ["rare"], name="c"),
+                 pd.Series(["a", "never seen", None, 3.0, " b ", ""], name="c")),
+    "binary": (pd.Series(["yes", "no", "yes", None, "no", "yes"] * 5, name="b"),
+               pd.Series(["yes", "maybe", None, 1, "NO", "no"], name="b")),
+}
+
+
+@pytest.fixture(params=sorted(REGISTRY))
+def kind(request):
+    if request.param not in SAMPLES:
+        pytest.fail(f"feature type {request.param!r} has no conformance samples")
+    return request.param
+
+
+def test_fit_state_is_json_and_round_trips(kind):
+    train, later = SAMPLES[kind]
+    feature = REGISTRY[kind]
+    state = feature.fit(train, FeatureSpec())
+    restored = json.loads(json.dumps(state))
+    np.testing.assert_array_equal(feature.transform(later, state), feature.transform(later, restored))
+
+
+def test_transform_is_finite_and_row_aligned_even_for_bad_values(kind):
+    train, later = SAMPLES[kind]
+    feature = REGISTRY[kind]
+    state = feature.fit(train, FeatureSpec())
+    out = feature.transform(later, state)
+    assert out.shape[0] == len(later)
+    assert np.isfinite(out.astype(float)).all()
+
+
+def test_encoder_output_matches_out_dim(kind):
+    train, later = SAMPLES[kind]
+    feature = REGISTRY[kind]
+    states = {"a": feature.fit(train, FeatureSpec()), "b": feature.fit(train, FeatureSpec())}
+    frame = pd.DataFrame({"a": later.to_numpy(), "b": later.to_numpy()})
+    batch = torch.from_numpy(feature.transform_many(frame, states))
+    encoder = feature.encoder(list(states.values()), ModelSpec(numeric_embedding=4))
+    out = encoder(batch)
+    assert out.shape == (len(later), encoder.out_dim)
+    if any(p.requires_grad for p in encoder.parameters()):
+        out.sum().backward()
+        assert all(p.grad is not None for p in encoder.parameters())
+
+
+def test_numeric_statistics_and_missing_indicator():
+    state = REGISTRY["numeric"].fit(pd.Series([1.0, 2.0, 3.0, np.nan]), FeatureSpec(missing="mean"))
+    assert state["fill"] == 2.0
+    out = REGISTRY["numeric"].transform(pd.Series([np.nan, 2.0]), state)
+    assert out[0, 1] == 1.0 and out[1, 1] == 0.0  # indicator
+    assert out[1, 0] == pytest.approx(0.0)  # the mean scales to zero
+
+
+@pytest.mark.parametrize("scale", ["standard", "robust", "quantile", "none"])
+def test_numeric_scalings_are_monotone(scale):
+    values = pd.Series(np.random.default_rng(0).lognormal(size=200))
+    state = REGISTRY["numeric"].fit(values, FeatureSpec(scale=scale))
+    out = REGISTRY["numeric"].transform(values.sort_values(), state)[:, 0]
+    assert (np.diff(out) >= -1e-12).all()
+
+
+def test_category_merges_rare_levels_and_keeps_unseen_apart_from_missing():
+    state = REGISTRY["category"].fit(pd.Series(["a"] * 5 + ["b"] * 3 + ["once"]), FeatureSpec(min_frequency=2))
+    assert state["levels"] == ["a", "b"] and state["merged_levels"] == 1
+    codes = REGISTRY["category"].transform(pd.Series(["a", "once", "new", None]), state)
+    assert codes[1] == codes[2] == 1  # rare and unseen share the bucket
+    assert codes[3] == 0 and codes[0] >= 2
+
+
+def test_category_integral_floats_match_ints():
+    state = REGISTRY["category"].fit(pd.Series([1.0, 2.0, 3.0, np.nan] * 3), FeatureSpec())
+    np.testing.assert_array_equal(
+        REGISTRY["category"].transform(pd.Series([1, 2, 3]), state),
+        REGISTRY["category"].transform(pd.Series([1.0, 2.0, 3.0]), state),
+    )
+
+
+@pytest.mark.parametrize(
+    ("values", "expected"),
+    [
+        (list(range(100)), "ignore"),  # a row counter
+        ([f"id-{i:05d}" for i in range(100)], "ignore"),
+        (["same"] * 50, "ignore"),
+        ([None] * 50, "ignore"),
+        (["yes", "no"] * 25, "binary"),
+        ([1.5, 2.25, 3.0, 8.5, 1.1] * 20, "numeric"),
+        (["red", "green", "blue", "red"] * 25, "category"),
+        ([f"word{i % 7} word{i % 11} word{i % 13} word{i % 5} end{i}" for i in range(100)], "ignore"),
+    ],
+)
+def test_inference(values, expected):
+    kind, reason = infer_column(pd.Series(values, name="col"))
+    assert kind == expected, reason
+    assert reason
+
+
+def test_id_named_integer_column_is_ignored_even_when_shuffled():
+    ids = np.random.default_rng(1).permutation(np.arange(1000, 1100) * 7)
+    kind, reason = infer_column(pd.Series(ids, name="customer_id"))
+    assert kind == "ignore" and "ID" in reason
