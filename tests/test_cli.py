@@ -1,0 +1,145 @@
+"""The command line as a user meets it: exit codes, one-line errors, no torch for --help."""
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import pandas as pd
+import pytest
+import yaml
+
+from conftest import EXAMPLES, dlpipe, tiny_config
+
+
+def test_help_lists_commands_and_does_not_import_torch():
+    code = "import sys; from dlpipe.cli import main\ntry:\n main(['--help'])\nexcept SystemExit: pass\n" \
+           "print('TORCH' if 'torch' in sys.modules else 'NO-TORCH')"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True).stdout
+    assert "NO-TORCH" in out
+    for verb in ("init", "validate", "run", "predict", "schema"):
+        assert verb in out
+
+
+def test_typo_exits_2_with_suggestion(tmp_path):
+    path = tmp_path / "p.yaml"
+    path.write_text("name: t\nproblem: {task: classification, traget: target}\ndata: {source: {builtin: iris}}\n")
+    result = dlpipe("validate", str(path))
+    assert result.returncode == 2
+    assert "did you mean 'target'" in result.stderr
+    assert "Traceback" not in result.stderr + result.stdout
+    assert len(result.stderr.strip().splitlines()) == 1
+
+
+@pytest.mark.parametrize(
+    ("config", "message"),
+    [
+        ({"data": {"source": "missing.csv"}}, "file not found"),
+        ({"problem": {"target": "nope"}}, "not in the data"),
+        ({"problem": {"task": "regression", "target": "target"}}, "not numeric"),
+    ],
+)
+def test_bad_input_is_one_line_exit_2(tmp_path, config, message):
+    base = tiny_config()
+    for key, value in config.items():
+        base[key] = {**base[key], **value}
+    path = tmp_path / "p.yaml"
+    path.write_text(yaml.safe_dump(base))
+    result = dlpipe("run", str(path), "--run-dir", str(tmp_path / "runs"))
+    assert result.returncode == 2, result.stderr
+    assert message in result.stderr and "Traceback" not in result.stderr
+
+
+def test_unexpected_errors_suggest_debug(tmp_path):
+    result = dlpipe("predict", str(tmp_path), "x.csv", "-o", str(tmp_path / "out.txt"))
+    assert result.returncode == 2 and "use .csv or .parquet" in result.stderr
+
+
+def test_validate_reports_types(tmp_path):
+    result = dlpipe("validate", str(EXAMPLES / "wine" / "pipeline.yaml"))
+    assert result.returncode == 0, result.stderr
+    assert "alcohol: numeric" in result.stdout and "train" in result.stdout
+
+
+def test_schema_is_json():
+    result = dlpipe("schema")
+    assert json.loads(result.stdout)["title"] == "dlpipe pipeline.yaml"
+
+
+def write(tmp_path, config) -> str:
+    path = tmp_path / "pipeline.yaml"
+    path.write_text(yaml.safe_dump(config))
+    return str(path)
+
+
+@pytest.mark.slow
+def test_run_predict_and_missed_goal(tmp_path):
+    config = tiny_config(problem={"goal": {"accuracy": 0.5}})
+    result = dlpipe("run", write(tmp_path, config), "--run-dir", str(tmp_path / "runs"))
+    assert result.returncode == 0, result.stderr
+    assert "PASS" in result.stdout
+    run = next((tmp_path / "runs" / "iris").iterdir())
+    for name in ("pipeline.yaml", "profile.json", "history.jsonl", "metrics.json"):
+        assert (run / name).is_file()
+
+    data = tmp_path / "new.csv"
+    pd.read_parquet(run / "model" / "reference.parquet").drop(columns=["prediction", "target"]).filter(
+        regex="^(?!proba_)").to_csv(data, index=False)
+    out = tmp_path / "out.csv"
+    result = dlpipe("predict", str(run), str(data), "-o", str(out))
+    assert result.returncode == 0, result.stderr
+    predictions = pd.read_csv(out)
+    assert {"prediction", "proba_setosa"} <= set(predictions.columns) and len(predictions) > 50
+
+    config["problem"]["goal"] = {"accuracy": 0.9999}
+    config["training"]["epochs"] = 1
+    result = dlpipe("run", write(tmp_path, config), "--run-dir", str(tmp_path / "runs2"))
+    assert result.returncode == 3 and "FAIL" in result.stdout
+
+
+@pytest.mark.slow
+def test_tampered_model_is_refused_by_predict(tmp_path):
+    result = dlpipe("run", write(tmp_path, tiny_config()), "--run-dir", str(tmp_path / "runs"))
+    run = next((tmp_path / "runs" / "iris").iterdir())
+    weights = run / "model" / "model.safetensors"
+    data = bytearray(weights.read_bytes())
+    data[-10] ^= 0x01
+    weights.write_bytes(bytes(data))
+    result = dlpipe("predict", str(run), str(tmp_path / "pipeline.yaml"), "-o", str(tmp_path / "o.csv"))
+    assert result.returncode == 2
+    assert "model.safetensors does not match" in result.stderr
+
+
+@pytest.mark.slow
+def test_kill_during_training_then_resume_matches_uninterrupted_run(tmp_path):
+    config = tiny_config("breast_cancer", training={"epochs": 40, "batch_size": 16})
+    path = write(tmp_path, config)
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    child = subprocess.Popen([sys.executable, "-m", "dlpipe.cli", "run", path, "--run-dir", str(tmp_path / "a")],
+                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env)
+    deadline = time.time() + 120
+    while time.time() < deadline:
+        checkpoints = list((tmp_path / "a").rglob("checkpoint.safetensors"))
+        history = list((tmp_path / "a").rglob("history.jsonl"))
+        if checkpoints and history and len(history[0].read_text().splitlines()) >= 5:
+            break
+        time.sleep(0.05)
+    child.send_signal(signal.SIGKILL)
+    child.wait()
+    assert not list((tmp_path / "a").rglob("metrics.json")), "the run finished before it could be killed"
+
+    resumed = dlpipe("run", path, "--run-dir", str(tmp_path / "a"), "--resume")
+    assert resumed.returncode in (0, 3), resumed.stderr
+    straight = dlpipe("run", path, "--run-dir", str(tmp_path / "b"))
+    assert straight.returncode in (0, 3), straight.stderr
+    metrics = [json.loads(next((tmp_path / d).rglob("metrics.json")).read_text()) for d in ("a", "b")]
+    assert metrics[0]["test"] == metrics[1]["test"]
+    assert metrics[0]["epochs_run"] == metrics[1]["epochs_run"]
+
+
+def test_resume_with_nothing_to_resume(tmp_path):
+    result = dlpipe("run", write(tmp_path, tiny_config()), "--run-dir", str(tmp_path / "runs"), "--resume")
+    assert result.returncode == 2 and "no unfinished run" in result.stderr

@@ -1,0 +1,97 @@
+"""The training loop: resume is exact, early stopping keeps the best weights, schedules behave."""
+from __future__ import annotations
+
+import pytest
+import torch
+
+from conftest import tiny_config
+from dlpipe.errors import ResumeError
+from dlpipe.evaluate import to_tensors
+from dlpipe.model import Head, Net
+from dlpipe.pipeline import Pipeline
+from dlpipe.train import Batches, fit, lr_schedule, seed_everything
+
+
+class Crash(Exception):
+    pass
+
+
+def setup(epochs=6, early_stopping=0):
+    prepared = Pipeline.from_dict(tiny_config(training={"epochs": epochs, "early_stopping": early_stopping})).prepare()
+    seed_everything(prepared.spec.training.seed)
+    net = Net(prepared.preprocessor, prepared.spec.model)
+    head = Head.for_preprocessor(prepared.preprocessor)
+    train, val = (Batches(to_tensors(prepared.splits[s].inputs), torch.as_tensor(prepared.splits[s].y))
+                  for s in ("train", "validation"))
+    def score(model):
+        model.eval()
+        with torch.no_grad():
+            loss = float(head.loss(model(val.inputs), val.y.to(head.target_dtype)))
+        model.train()
+        return -loss, loss
+
+    return net, head, train, val, prepared.spec.training, score
+
+
+def run(tmp_path, *, crash_after=None, resume=False, fingerprint="f"):
+    net, head, train, val, cfg, score = setup()
+    if resume:
+        torch.manual_seed(12345)  # a fresh process would not share the RNG state either
+
+    def on_epoch(record, state):
+        if crash_after is not None and state.epoch == crash_after:
+            raise Crash
+
+    try:
+        state = fit(net, head, train, val, cfg, score=score, better=lambda a, b: b != b or a > b,
+                    checkpoint_dir=tmp_path, resume=resume, fingerprint=fingerprint, on_epoch=on_epoch)
+    except Crash:
+        return None, None
+    return net.state_dict(), state
+
+
+def test_resume_continues_exactly(tmp_path):
+    (tmp_path / "a").mkdir()
+    (tmp_path / "b").mkdir()
+    straight, state = run(tmp_path / "a")
+    run(tmp_path / "b", crash_after=3)
+    resumed, resumed_state = run(tmp_path / "b", resume=True)
+    assert resumed_state.epoch == state.epoch == 6
+    assert [r["train_loss"] for r in resumed_state.history] == [r["train_loss"] for r in state.history]
+    for key in straight:
+        torch.testing.assert_close(resumed[key], straight[key], rtol=0, atol=0)
+
+
+def test_resume_refuses_another_pipelines_checkpoint(tmp_path):
+    tmp_path.mkdir(exist_ok=True)
+    run(tmp_path, crash_after=2)
+    with pytest.raises(ResumeError, match="different pipeline"):
+        run(tmp_path, resume=True, fingerprint="other")
+
+
+def test_resume_without_checkpoint_is_a_clear_error(tmp_path):
+    with pytest.raises(ResumeError, match="no checkpoint"):
+        run(tmp_path, resume=True)
+
+
+def test_early_stopping_restores_the_best_weights(tmp_path):
+    net, head, train, val, cfg, _ = setup(epochs=30, early_stopping=3)
+    values = iter([0.5, 0.9, 0.6, 0.7, 0.8, 0.85] + [0.1] * 30)
+    snapshots = []
+
+    def score(model):
+        snapshots.append({k: v.clone() for k, v in model.state_dict().items()})
+        return next(values), 0.0
+
+    state = fit(net, head, train, val, cfg, score=score, better=lambda a, b: b != b or a > b)
+    assert state.best_epoch == 1 and state.epoch == 5  # stopped after 3 epochs without improvement
+    for key, value in net.state_dict().items():
+        torch.testing.assert_close(value, snapshots[1][key])
+
+
+def test_lr_schedule_warms_up_then_decays_to_zero():
+    lr_at = lr_schedule(1e-3, total_steps=100, warmup=0.1)
+    lrs = [lr_at(s) for s in range(100)]
+    assert lrs[0] < lrs[9] == pytest.approx(1e-3)
+    assert all(a >= b for a, b in zip(lrs[10:], lrs[11:], strict=False))
+    assert lrs[-1] < 1e-6
