@@ -9,18 +9,22 @@ that differs is the loop:
   seeding as in `fit`, per-step learning-rate schedule, `Head.loss`, loss accumulation);
 * hand-written: randperm, slice each batch, forward, loss, zero_grad, backward, AdamW step.
 
-Rounds are interleaved (the order alternates every round) after a warm-up, and the median of
-the rounds is reported. The result is a ratio measured within one run (dlpipe / hand-written,
-aim >= 0.95), never an absolute timing: this script reports, it does not assert, and always
-exits 0.
+After a warm-up, each round times both loops back to back from the same initial weights (the
+order alternates every round); the headline is the median of the per-round ratios
+dlpipe / hand-written (aim >= 0.95; the hand-written loop is the limit). A check first confirms
+that, at a constant learning rate, both loops end with identical weights, i.e. do the same work.
+The result is a ratio measured within one run, never an absolute timing: this script reports,
+it does not assert, and always exits 0.
 
-    OMP_NUM_THREADS=1 python benchmarks/train_overhead.py            # full run (about 2 minutes)
-    OMP_NUM_THREADS=1 python benchmarks/train_overhead.py --quick    # smoke test (< 30 s)
+    OMP_NUM_THREADS=1 python benchmarks/train_overhead.py            # full run (about 30 s)
+    OMP_NUM_THREADS=1 python benchmarks/train_overhead.py --quick    # smoke test (about 5 s)
+    OMP_NUM_THREADS=1 python benchmarks/train_overhead.py --fused    # also time fused AdamW
 """
 from __future__ import annotations
 
 import argparse
 import math
+import os
 import platform
 import statistics
 import sys
@@ -191,6 +195,7 @@ def same_work(model: Net, head: Head, train: Batches, cfg: Any, initial: dict[st
 
 def measure(settings: Settings) -> dict[str, Any]:
     """Warm up, then `rounds` interleaved timed runs of each loop from the same initial weights."""
+    load_before = os.getloadavg()[0]
     clock = time.perf_counter()
     prepared, train = prepare(settings)
     prepare_seconds = time.perf_counter() - clock
@@ -219,15 +224,20 @@ def measure(settings: Settings) -> dict[str, Any]:
         for name in names if r % 2 == 0 else reversed(names):
             results[name].append(timed(name, settings.epochs))
     medians = {name: statistics.median(t.rows_per_s for t in runs) for name, runs in results.items()}
+    best = {name: max(t.rows_per_s for t in runs) for name, runs in results.items()}
+    # Each round runs the loops back to back, so a round's ratio sees (nearly) the same machine load;
+    # the median of those paired ratios is the headline, the least disturbed by other processes.
     round_ratios = [
         a.rows_per_s / b.rows_per_s for a, b in zip(results["dlpipe"], results["hand-written"], strict=True)
     ]
     return {
         "results": results,
         "medians": medians,
-        "ratio": medians["dlpipe"] / medians["hand-written"],
+        "best": best,
+        "ratio": statistics.median(round_ratios),
         "round_ratios": round_ratios,
         "same_work": difference,
+        "load": (load_before, os.getloadavg()[0]),
         "train_rows": len(train),
         "inputs": {k: tuple(v.shape) for k, v in train.inputs.items()},
         "parameters": sum(p.numel() for p in model.parameters()),
@@ -253,22 +263,30 @@ def report(settings: Settings, out: dict[str, Any]) -> str:
         f"AdamW lr={out['cfg'].learning_rate} weight_decay={out['cfg'].weight_decay} "
         "(dlpipe's param groups, in both loops)",
         "",
-        f"{'loop':<26}{'rows/s (median)':>16}  {'rows/s per round':<{width}}{'train loss':>11}",
+        f"{'loop':<26}{'median rows/s':>14}{'best rows/s':>13}  {'rows/s per round':<{width}}{'train loss':>11}",
     ]
     for name, runs in out["results"].items():
         per_round = " ".join(f"{t.rows_per_s:>7,.0f}" for t in runs)
         loss = statistics.median(t.train_loss for t in runs)
-        lines.append(f"{name:<26}{out['medians'][name]:>16,.0f}  {per_round:<{width}}{loss:>11.4f}")
+        lines.append(
+            f"{name:<26}{out['medians'][name]:>14,.0f}{out['best'][name]:>13,.0f}  {per_round:<{width}}{loss:>11.4f}"
+        )
     ratios = " ".join(f"{r:.3f}" for r in out["round_ratios"])
     verdict = "meets" if out["ratio"] >= 0.95 else "BELOW"
+    of_medians = out["medians"]["dlpipe"] / out["medians"]["hand-written"]
+    of_best = out["best"]["dlpipe"] / out["best"]["hand-written"]
     lines += [
         "",
-        f"ratio dlpipe / hand-written: {out['ratio']:.3f}  ({verdict} the 0.95 aim; per round: {ratios})",
+        f"ratio dlpipe / hand-written: {out['ratio']:.3f}  ({verdict} the 0.95 aim)",
+        f"  median of the per-round ratios ({ratios});",
+        f"  ratio of the median rows/s {of_medians:.3f}, of the best rows/s {of_best:.3f}",
     ]
     if FUSED in out["medians"]:
         fused = out["medians"][FUSED] / out["medians"]["hand-written"]
-        lines.append(f"(informational) hand-written with fused AdamW / hand-written: {fused:.3f}")
+        lines.append(f"(informational) hand-written with fused AdamW / hand-written, medians: {fused:.3f}")
+    load = " -> ".join(f"{a:.2f}" for a in out["load"])
     lines += [
+        f"1-minute load average before -> after: {load} (above ~0 means other processes shared the cores)",
         f"check: at a constant learning rate both loops end with the same weights (max abs difference "
         f"{out['same_work']:.2g}); the timed dlpipe runs use its warm-up + cosine schedule",
         f"(data preparation took {out['prepare_seconds']:.1f} s and is not part of the timing)",
@@ -280,8 +298,8 @@ def parse_args(argv: list[str] | None = None) -> Settings:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rows", type=int, default=None, help="rows of the synthetic table (default 40000)")
     parser.add_argument("--batch-size", type=int, default=128, help="batch size (dlpipe's default: 128)")
-    parser.add_argument("--epochs", type=int, default=None, help="epochs per timed run (default 4)")
-    parser.add_argument("--rounds", type=int, default=None, help="timed runs of each loop (default 5)")
+    parser.add_argument("--epochs", type=int, default=None, help="epochs per timed run (default 2)")
+    parser.add_argument("--rounds", type=int, default=None, help="timed runs of each loop (default 9)")
     parser.add_argument("--threads", type=int, default=1, help="torch.set_num_threads (default 1)")
     parser.add_argument("--hidden", type=int, default=128, help="hidden width (dlpipe's default: 128)")
     parser.add_argument("--layers", type=int, default=2, help="hidden layers (dlpipe's default: 2)")
@@ -289,8 +307,8 @@ def parse_args(argv: list[str] | None = None) -> Settings:
                         help="also time the hand-written loop with AdamW(fused=True) (informational)")
     parser.add_argument("--quick", action="store_true", help="a small, fast run for smoke tests (< 30 s)")
     args = parser.parse_args(argv)
-    quick = {"rows": 8_000, "epochs": 1, "rounds": 3}
-    full = {"rows": 40_000, "epochs": 4, "rounds": 5}
+    quick = {"rows": 8_000, "epochs": 1, "rounds": 5}
+    full = {"rows": 40_000, "epochs": 2, "rounds": 9}
     defaults = quick if args.quick else full
     return Settings(
         rows=args.rows or defaults["rows"],

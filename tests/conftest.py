@@ -1,4 +1,5 @@
 """Shared fixtures: one thread for torch (tests run in parallel), tiny configs, a CLI runner."""
+
 from __future__ import annotations
 
 import os

@@ -29,12 +29,7 @@ DIAMONDS = DATA / "diamonds_sample.csv"
 # A category column whose values only survive when the file's encoding is read correctly.
 SHOPS = ["Café Noir", "Über Store", "Zürich Süd", "Señor Diamante", "Ångström AB", "Crème", "Plain Shop", "Lille"]
 NON_ASCII_SHOPS = [s for s in SHOPS if not s.isascii()]
-WORDS = (
-    "customer said the stone looked cloudy under shop light but sparkled outside and the clasp was loose "
-    "delivery came late box damaged ring resized twice please call back regarding refund warranty certificate "
-    "missing gift wrapped nicely excellent service would buy again price matched online offer engraving "
-    "requested initials inside band appraisal pending insurance claim lost receipt"
-).split()
+WORDS = ["customer", "said", "the", "stone", "looked", "cloudy", "under", "shop", "light", "but", "sparkled", "outside", "and", "the", "clasp", "was", "loose", "delivery", "came", "late", "box", "damaged", "ring", "resized", "twice", "please", "call", "back", "regarding", "refund", "warranty", "certificate", "missing", "gift", "wrapped", "nicely", "excellent", "service", "would", "buy", "again", "price", "matched", "online", "offer", "engraving", "requested", "initials", "inside", "band", "appraisal", "pending", "insurance", "claim", "lost", "receipt"]
 
 
 @dataclass
@@ -332,6 +327,29 @@ def latin1(folder: Path) -> Messy:
                  classes={"Fair", "Good", "Very Good", "Premium", "Ideal"}, survive={"shop": NON_ASCII_SHOPS})
 
 
+def latin1_sizes(folder: Path) -> Messy:
+    """diamonds (1,500 rows) in Latin-1 whose only accents are in a German size label ('Größe S', 'Größe M')."""
+    rng = np.random.default_rng(13)
+    frame = as_text(diamonds_frame(1500))
+    sizes = ["Größe S", "Größe M", "Größe L"]
+    frame.insert(1, "ring_size", rng.choice(sizes, size=len(frame)))
+    path = folder / "diamonds_sizes_latin1.csv"
+    write(frame, path, encoding="latin-1")
+    return Messy(path, "cut", "cut", "classification", len(frame), encoding="latin-1",
+                 classes={"Fair", "Good", "Very Good", "Premium", "Ideal"}, survive={"ring_size": sizes})
+
+
+def latin1_small(folder: Path) -> Messy:
+    """iris (150 rows) in Latin-1 with a `shop` column where one value of three is accented ('Über Store')."""
+    rng = np.random.default_rng(0)
+    frame = as_text(sklearn_frame("iris", "species"))
+    frame.insert(0, "shop", rng.choice(["Über Store", "Unter Store", "Mitte"], size=len(frame)))
+    path = folder / "iris_shops_latin1.csv"
+    write(frame, path, encoding="latin-1")
+    return Messy(path, "species", "species", "classification", len(frame), encoding="latin-1",
+                 classes={"setosa", "versicolor", "virginica"}, survive={"shop": ["Über Store"]})
+
+
 def semicolons(folder: Path) -> Messy:
     """diamonds (1,500 rows) delimited by semicolons, decimals with points; target `price`."""
     frame = as_text(diamonds_frame(1500))
@@ -427,7 +445,7 @@ CASES: dict[str, Callable[[Path], Messy]] = {
     for f in (
         no_header, no_header_target_first, no_header_negative_position, missing_question_marks,
         missing_in_categories, dirty_labels_binary, dirty_labels_multiclass, with_id_columns, with_free_text,
-        sorted_by_target_classes, sorted_by_target_values, latin1, semicolons, malformed_rows, truncated_rows,
+        sorted_by_target_classes, sorted_by_target_values, latin1, latin1_sizes, latin1_small, semicolons, malformed_rows, truncated_rows,
         blank_trailing_lines, uci_style, everything, everything_headerless,
     )
 }

@@ -1,4 +1,5 @@
 """The command line as a user meets it: exit codes, one-line errors, no torch for --help."""
+
 from __future__ import annotations
 
 import json
@@ -16,8 +17,10 @@ from conftest import EXAMPLES, dlpipe, tiny_config
 
 
 def test_help_lists_commands_and_does_not_import_torch():
-    code = "import sys; from dlpipe.cli import main\ntry:\n main(['--help'])\nexcept SystemExit: pass\n" \
-           "print('TORCH' if 'torch' in sys.modules else 'NO-TORCH')"
+    code = (
+        "import sys; from dlpipe.cli import main\ntry:\n main(['--help'])\nexcept SystemExit: pass\n"
+        "print('TORCH' if 'torch' in sys.modules else 'NO-TORCH')"
+    )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True).stdout
     assert "NO-TORCH" in out
     for verb in ("init", "validate", "run", "predict", "schema"):
@@ -87,7 +90,8 @@ def test_run_predict_and_missed_goal(tmp_path):
 
     data = tmp_path / "new.csv"
     pd.read_parquet(run / "model" / "reference.parquet").drop(columns=["prediction", "target"]).filter(
-        regex="^(?!proba_)").to_csv(data, index=False)
+        regex="^(?!proba_)"
+    ).to_csv(data, index=False)
     out = tmp_path / "out.csv"
     result = dlpipe("predict", str(run), str(data), "-o", str(out))
     assert result.returncode == 0, result.stderr
@@ -118,8 +122,12 @@ def test_kill_during_training_then_resume_matches_uninterrupted_run(tmp_path):
     config = tiny_config("breast_cancer", training={"epochs": 40, "batch_size": 16})
     path = write(tmp_path, config)
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    child = subprocess.Popen([sys.executable, "-m", "dlpipe.cli", "run", path, "--run-dir", str(tmp_path / "a")],
-                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env)
+    child = subprocess.Popen(
+        [sys.executable, "-m", "dlpipe.cli", "run", path, "--run-dir", str(tmp_path / "a")],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        env=env,
+    )
     deadline = time.time() + 120
     while time.time() < deadline:
         checkpoints = list((tmp_path / "a").rglob("checkpoint.safetensors"))

@@ -1,4 +1,5 @@
 """The bundled examples reach their goals, reproducibly (the foundation's acceptance figures)."""
+
 from __future__ import annotations
 
 import pytest

@@ -1,4 +1,5 @@
 """The metric registry against scikit-learn, and goal directions."""
+
 from __future__ import annotations
 
 import math

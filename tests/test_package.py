@@ -1,4 +1,5 @@
 """The model folder: round trip, integrity checks, no pickle."""
+
 from __future__ import annotations
 
 import json

@@ -1,4 +1,5 @@
 """The pipeline file: named errors for unknown keys, bad types and out-of-range values."""
+
 from __future__ import annotations
 
 import pytest

@@ -1,5 +1,8 @@
 """The training loop: resume is exact, early stopping keeps the best weights, schedules behave."""
+
 from __future__ import annotations
+
+import itertools
 
 import pytest
 import torch
@@ -21,8 +24,11 @@ def setup(epochs=6, early_stopping=0):
     seed_everything(prepared.spec.training.seed)
     net = Net(prepared.preprocessor, prepared.spec.model)
     head = Head.for_preprocessor(prepared.preprocessor)
-    train, val = (Batches(to_tensors(prepared.splits[s].inputs), torch.as_tensor(prepared.splits[s].y))
-                  for s in ("train", "validation"))
+    train, val = (
+        Batches(to_tensors(prepared.splits[s].inputs), torch.as_tensor(prepared.splits[s].y))
+        for s in ("train", "validation")
+    )
+
     def score(model):
         model.eval()
         with torch.no_grad():
@@ -43,8 +49,19 @@ def run(tmp_path, *, crash_after=None, resume=False, fingerprint="f"):
             raise Crash
 
     try:
-        state = fit(net, head, train, val, cfg, score=score, better=lambda a, b: b != b or a > b,
-                    checkpoint_dir=tmp_path, resume=resume, fingerprint=fingerprint, on_epoch=on_epoch)
+        state = fit(
+            net,
+            head,
+            train,
+            val,
+            cfg,
+            score=score,
+            better=lambda a, b: b != b or a > b,
+            checkpoint_dir=tmp_path,
+            resume=resume,
+            fingerprint=fingerprint,
+            on_epoch=on_epoch,
+        )
     except Crash:
         return None, None
     return net.state_dict(), state
@@ -93,5 +110,5 @@ def test_lr_schedule_warms_up_then_decays_to_zero():
     lr_at = lr_schedule(1e-3, total_steps=100, warmup=0.1)
     lrs = [lr_at(s) for s in range(100)]
     assert lrs[0] < lrs[9] == pytest.approx(1e-3)
-    assert all(a >= b for a, b in zip(lrs[10:], lrs[11:], strict=False))
+    assert all(a >= b for a, b in itertools.pairwise(lrs[10:]))
     assert lrs[-1] < 1e-6

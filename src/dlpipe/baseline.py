@@ -3,6 +3,7 @@
 RidgeCV for regression, logistic regression for classification, both from scikit-learn, fitted on
 the training split (at most 50,000 rows) and scored on the test split with the same metrics.
 """
+
 from __future__ import annotations
 
 from typing import Any

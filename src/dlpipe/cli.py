@@ -3,6 +3,7 @@
 argparse, not a framework: the CLI is small, and its exit codes (0 ok, 2 bad input, 3 goal missed,
 1 unexpected) and error lines must stay exactly as documented.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -40,9 +41,13 @@ def cmd_validate(args: argparse.Namespace) -> int:
     prepared = Pipeline.from_yaml(args.pipeline).prepare()
     profile = prepared.profile
     out.print(f"[green]valid[/]: {args.pipeline}")
-    out.print(f"  task: {profile['task']}, target {prepared.preprocessor.target!r}, metric {prepared.spec.problem.metric}")
-    out.print(f"  rows: {profile['rows']}; splits ({profile['splits']['method']}): "
-              + ", ".join(f"{k} {profile['splits'][k]}" for k in ("train", "validation", "test")))
+    out.print(
+        f"  task: {profile['task']}, target {prepared.preprocessor.target!r}, metric {prepared.spec.problem.metric}"
+    )
+    out.print(
+        f"  rows: {profile['rows']}; splits ({profile['splits']['method']}): "
+        + ", ".join(f"{k} {profile['splits'][k]}" for k in ("train", "validation", "test"))
+    )
     for column in prepared.preprocessor.columns:
         out.print(f"  {column.name}: {column.type} ({column.reason})")
     for dropped in profile["dropped"]["columns"]:
@@ -143,7 +148,9 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("predict", help="batch prediction with a model or run folder")
     p.add_argument("model", help="a model folder or a run folder")
     p.add_argument("data", help="a data file with the training columns")
-    p.add_argument("--output", "-o", default="predictions.csv", help="a .csv or .parquet file (default: predictions.csv)")
+    p.add_argument(
+        "--output", "-o", default="predictions.csv", help="a .csv or .parquet file (default: predictions.csv)"
+    )
     p.set_defaults(func=cmd_predict)
 
     p = sub.add_parser("schema", help="print the JSON Schema of pipeline.yaml, for editors")

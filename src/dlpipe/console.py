@@ -1,4 +1,5 @@
 """What the CLI shows a person: progress while training, the verdict table at the end."""
+
 from __future__ import annotations
 
 import sys
@@ -32,8 +33,15 @@ class ProgressReporter:
         if console.is_terminal:
             if self.progress is None:
                 self.progress = Progress(
-                    TextColumn("epoch"), MofNCompleteColumn(), BarColumn(), TextColumn("{task.fields[text]}"),
-                    TimeElapsedColumn(), TextColumn("eta"), TimeRemainingColumn(), console=console, transient=False,
+                    TextColumn("epoch"),
+                    MofNCompleteColumn(),
+                    BarColumn(),
+                    TextColumn("{task.fields[text]}"),
+                    TimeElapsedColumn(),
+                    TextColumn("eta"),
+                    TimeRemainingColumn(),
+                    console=console,
+                    transient=False,
                 )
                 self.progress.start()
                 self.task = self.progress.add_task("train", total=epochs, completed=record["epoch"] - 1, text="")
@@ -58,8 +66,13 @@ def verdict(metrics: dict[str, Any]) -> None:
     for check in goal["checks"]:
         name = check["metric"]
         shown.add(name)
-        table.add_row(name, f"{check['direction']} {check['goal']:g}", f"{check['achieved']:.4f}",
-                      _fmt(baseline.get("test", {}).get(name)), "[green]pass[/]" if check["passed"] else "[red]fail[/]")
+        table.add_row(
+            name,
+            f"{check['direction']} {check['goal']:g}",
+            f"{check['achieved']:.4f}",
+            _fmt(baseline.get("test", {}).get(name)),
+            "[green]pass[/]" if check["passed"] else "[red]fail[/]",
+        )
     for name, value in metrics["test"].items():
         if name not in shown:
             table.add_row(name, "", f"{value:.4f}", _fmt(baseline.get("test", {}).get(name)), "")

@@ -3,6 +3,7 @@
 It infers the task from the target, each column's type (with the reason), the metric, and a goal
 just above a trivial baseline, which the user is told to raise.
 """
+
 from __future__ import annotations
 
 import os
@@ -38,16 +39,21 @@ def trivial_baseline(target: pd.Series, task: str, metric: str) -> tuple[float, 
     """(what a trivial model scores, a goal a little better than that)."""
     if task == "classification":
         shares = clean_labels(target).value_counts(normalize=True, dropna=True)
-        base = {"accuracy": float(shares.iloc[0]), "roc_auc": 0.5,
-                "balanced_accuracy": 1 / len(shares), "f1_macro": float(shares.iloc[0]) / len(shares)}.get(metric, 0.5)
+        base = {
+            "accuracy": float(shares.iloc[0]),
+            "roc_auc": 0.5,
+            "balanced_accuracy": 1 / len(shares),
+            "f1_macro": float(shares.iloc[0]) / len(shares),
+        }.get(metric, 0.5)
         return base, round(base + 0.1 * (1 - base), 3)
     values = to_numbers(target).dropna().to_numpy()
     base = float(values.std())  # rmse of always predicting the mean
     return base, float(f"{0.9 * base:.4g}")
 
 
-def init_pipeline(data: str | Path, target: str, output: str | Path, *, task: str | None = None,
-                  name: str | None = None) -> str:
+def init_pipeline(
+    data: str | Path, target: str, output: str | Path, *, task: str | None = None, name: str | None = None
+) -> str:
     """Write a commented pipeline.yaml for `data` with `target`; returns its text."""
     data, output = Path(data), Path(output)
     collected = collect(FileSource(path=str(data)))
@@ -65,13 +71,19 @@ def init_pipeline(data: str | Path, target: str, output: str | Path, *, task: st
     options = collected.options
     source = f"{rel}"
     extras = {k: options[k] for k in ("header", "delimiter", "encoding") if k in options}
-    if extras.get("header", True) and extras.get("encoding") == "utf-8" and extras.get("delimiter") in (",", "\t", None):
+    if (
+        extras.get("header", True)
+        and extras.get("encoding") == "utf-8"
+        and extras.get("delimiter") in (",", "\t", None)
+    ):
         source_yaml = f"  source: {_q(source)}"
     else:
-        parts = [f"path: {_q(source)}"] + [f"{k}: {_q(v) if isinstance(v, str) else str(v).lower()}"
-                                          for k, v in extras.items()]
+        parts = [f"path: {_q(source)}"] + [
+            f"{k}: {_q(v) if isinstance(v, str) else str(v).lower()}" for k, v in extras.items()
+        ]
         source_yaml = f"  source: {{{', '.join(parts)}}}   # detected when reading the file"
 
+    split_method = "stratified" if task == "classification" else "random"
     lines = [
         f"# dlpipe pipeline for {data.name}, written by `dlpipe init`. Edit freely; `dlpipe validate` checks it.",
         f"name: {name}",
@@ -80,11 +92,12 @@ def init_pipeline(data: str | Path, target: str, output: str | Path, *, task: st
         f"  target: {_q(target_name)}",
         f"  metric: {metric}",
         f"  # A trivial model scores {metric} = {base:.4g}. This goal is just above it: raise it to what success",
-        "  # means for you" + (" (lower is better for this metric)." if metric in ("rmse", "mae", "mape", "log_loss") else "."),
+        "  # means for you"
+        + (" (lower is better for this metric)." if metric in ("rmse", "mae", "mape", "log_loss") else "."),
         f"  goal: {{{metric}: {goal}}}",
         "data:",
         source_yaml,
-        f"  split: {{method: {'stratified' if task == 'classification' else 'random'}, validation: 0.15, test: 0.15, seed: 42}}",
+        f"  split: {{method: {split_method}, validation: 0.15, test: 0.15, seed: 42}}",
         "features:",
     ]
     for column in frame.columns:

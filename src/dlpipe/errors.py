@@ -1,4 +1,5 @@
 """Every error a user can meet, one class each; the CLI maps them to a message and an exit code."""
+
 from __future__ import annotations
 
 

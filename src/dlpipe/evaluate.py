@@ -1,4 +1,5 @@
 """Evaluation: model outputs on a split, every metric of the task, and the data behind the plots."""
+
 from __future__ import annotations
 
 from typing import Any
@@ -17,7 +18,9 @@ def to_tensors(inputs: dict[str, np.ndarray]) -> dict[str, torch.Tensor]:
 
 
 @torch.inference_mode()
-def predict_outputs(model: torch.nn.Module, head: Head, inputs: dict[str, torch.Tensor], raw: bool = False) -> np.ndarray:
+def predict_outputs(
+    model: torch.nn.Module, head: Head, inputs: dict[str, torch.Tensor], raw: bool = False
+) -> np.ndarray:
     """Probabilities (classification) or standardised values (regression), in eval mode, batched.
 
     With `raw`, the network's logits before the head's output transform.
@@ -25,10 +28,7 @@ def predict_outputs(model: torch.nn.Module, head: Head, inputs: dict[str, torch.
     was_training = model.training
     model.eval()
     n = len(next(iter(inputs.values())))
-    chunks = [
-        model({k: v[i : i + EVAL_BATCH] for k, v in inputs.items()})
-        for i in range(0, n, EVAL_BATCH)
-    ]
+    chunks = [model({k: v[i : i + EVAL_BATCH] for k, v in inputs.items()}) for i in range(0, n, EVAL_BATCH)]
     model.train(was_training)
     logits = torch.cat(chunks)
     return (logits if raw else head.output(logits)).numpy().astype(np.float64)
@@ -46,21 +46,28 @@ def details(task: str, y: np.ndarray, output: np.ndarray, classes: list[str] | N
 
         labels = np.arange(output.shape[1])
         predicted = output.argmax(1)
-        precision, recall, f1, support = precision_recall_fscore_support(
-            y, predicted, labels=labels, zero_division=0
-        )
+        precision, recall, f1, support = precision_recall_fscore_support(y, predicted, labels=labels, zero_division=0)
         return {
             "classes": classes,
             "confusion_matrix": confusion_matrix(y, predicted, labels=labels).tolist(),
             "per_class": {
-                str(c): {"precision": round(float(p), 6), "recall": round(float(r), 6),
-                         "f1": round(float(f), 6), "support": int(s)}
+                str(c): {
+                    "precision": round(float(p), 6),
+                    "recall": round(float(r), 6),
+                    "f1": round(float(f), 6),
+                    "support": int(s),
+                }
                 for c, p, r, f, s in zip(classes or labels, precision, recall, f1, support, strict=True)
             },
         }
     residual = np.asarray(output, float) - np.asarray(y, float)
-    return {"residuals": {"mean": float(residual.mean()), "std": float(residual.std()),
-                          "max_abs": float(np.abs(residual).max())}}
+    return {
+        "residuals": {
+            "mean": float(residual.mean()),
+            "std": float(residual.std()),
+            "max_abs": float(np.abs(residual).max()),
+        }
+    }
 
 
 def split_targets(prepared, name: str):

@@ -4,6 +4,7 @@ Classification metrics take integer labels and an (n, classes) probability matri
 metrics take true and predicted values. scikit-learn is imported on first use, so the CLI and
 the config loader stay quick to start.
 """
+
 from __future__ import annotations
 
 import math

@@ -1,4 +1,5 @@
 """The network: one encoder per feature type, concatenated, an MLP body, and a task head."""
+
 from __future__ import annotations
 
 import torch
@@ -45,10 +46,12 @@ class Net(nn.Module):
 
     def __init__(self, preprocessor: Preprocessor, spec) -> None:
         super().__init__()
-        self.encoders = nn.ModuleDict({
-            kind: features.get(kind).encoder([c.state for c in cols], spec)
-            for kind, cols in preprocessor.by_type().items()
-        })
+        self.encoders = nn.ModuleDict(
+            {
+                kind: features.get(kind).encoder([c.state for c in cols], spec)
+                for kind, cols in preprocessor.by_type().items()
+            }
+        )
         width = sum(e.out_dim for e in self.encoders.values())
         self.members = nn.ModuleList(Member(width, preprocessor.n_outputs, spec) for _ in range(spec.ensemble))
 

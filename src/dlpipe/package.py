@@ -3,6 +3,7 @@
 model.safetensors holds the weights; model.json the resolved pipeline, the preprocessing state,
 the metrics, library versions and the sha256 of every other file. Nothing is pickled.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -42,12 +43,26 @@ def library_versions() -> dict[str, str]:
     import sklearn
     import torch
 
-    return {"dlpipe": __version__, "python": platform.python_version(), "torch": torch.__version__,
-            "numpy": np.__version__, "pandas": pd.__version__, "scikit-learn": sklearn.__version__}
+    return {
+        "dlpipe": __version__,
+        "python": platform.python_version(),
+        "torch": torch.__version__,
+        "numpy": np.__version__,
+        "pandas": pd.__version__,
+        "scikit-learn": sklearn.__version__,
+    }
 
 
-def save_model(folder: Path, *, net, preprocessor: Preprocessor, head_kind: str, pipeline: dict[str, Any],
-               metrics: dict[str, Any], reference: pd.DataFrame) -> Path:
+def save_model(
+    folder: Path,
+    *,
+    net,
+    preprocessor: Preprocessor,
+    head_kind: str,
+    pipeline: dict[str, Any],
+    metrics: dict[str, Any],
+    reference: pd.DataFrame,
+) -> Path:
     """Write the model folder in a temporary sibling and rename it into place: never half-written."""
     from safetensors.torch import save_file
 
@@ -111,7 +126,8 @@ def read_manifest(folder: Path) -> dict[str, Any]:
     if manifest.get("format_version", 0) > FORMAT_VERSION:
         raise ArtifactError(
             f"model format {manifest['format_version']} is newer than this dlpipe reads ({FORMAT_VERSION})",
-            where=str(folder), fix="upgrade dlpipe",
+            where=str(folder),
+            fix="upgrade dlpipe",
         )
     root = folder.resolve()
     for name, expected in manifest["files"].items():
@@ -123,7 +139,8 @@ def read_manifest(folder: Path) -> dict[str, Any]:
         if sha256(file) != expected:
             raise ArtifactError(
                 f"{name} does not match the sha256 in {MANIFEST}: the file was changed or damaged",
-                where=str(folder), fix="use an intact copy of the model",
+                where=str(folder),
+                fix="use an intact copy of the model",
             )
     return manifest
 

@@ -2,6 +2,7 @@
 
 `Pipeline.from_yaml(path).run()` is the Python API; `dlpipe run` is a thin layer over it.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -59,10 +60,15 @@ def check_goal(goal: dict[str, float], test: dict[str, float]) -> dict[str, Any]
     for name, target in goal.items():
         metric = get(name)
         achieved = test.get(name, float("nan"))
-        checks.append({
-            "metric": name, "goal": target, "achieved": achieved,
-            "direction": ">=" if metric.greater_is_better else "<=", "passed": metric.meets(achieved, target),
-        })
+        checks.append(
+            {
+                "metric": name,
+                "goal": target,
+                "achieved": achieved,
+                "direction": ">=" if metric.greater_is_better else "<=",
+                "passed": metric.meets(achieved, target),
+            }
+        )
     return {"passed": all(c["passed"] for c in checks), "checks": checks}
 
 
@@ -146,7 +152,10 @@ class Pipeline:
         from dlpipe.package import REFERENCE_ROWS, save_model
 
         save_model(
-            folder / "model", net=net, preprocessor=prepared.preprocessor, head_kind=head.kind,
+            folder / "model",
+            net=net,
+            preprocessor=prepared.preprocessor,
+            head_kind=head.kind,
             pipeline=resolved.model_dump(mode="json", exclude_none=True),
             metrics={k: metrics[k] for k in ("validation", "test", "goal")},
             reference=_reference(prepared, results["train_sample"], REFERENCE_ROWS),
@@ -173,7 +182,11 @@ def _run_folder(root: Path, name: str, resume: bool, fingerprint: str) -> Path:
     base = root / name
     if resume:
         unfinished = sorted(
-            (p for p in base.glob("*") if (p / "checkpoint.safetensors").exists() and not (p / "metrics.json").exists()),
+            (
+                p
+                for p in base.glob("*")
+                if (p / "checkpoint.safetensors").exists() and not (p / "metrics.json").exists()
+            ),
             key=lambda p: p.name,
         )
         if not unfinished:

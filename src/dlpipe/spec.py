@@ -4,6 +4,7 @@ The models are the single declaration of what `pipeline.yaml` may hold. `load_sp
 file, keeps the line of every key, and turns pydantic's errors into `ConfigError`s that name
 the key, its line, the value received, and the closest valid key.
 """
+
 from __future__ import annotations
 
 import difflib
@@ -151,7 +152,9 @@ class ModelSpec(_Strict):
     hidden: int = Field(128, ge=4, le=8192, description="width of each hidden layer")
     dropout: float = Field(0.5, ge=0.0, lt=1.0)
     norm: Literal["batch", "layer", "none"] = "batch"
-    numeric_embedding: int = Field(0, ge=0, le=512, description="per-feature numeric embedding size; 0 feeds raw values")
+    numeric_embedding: int = Field(
+        0, ge=0, le=512, description="per-feature numeric embedding size; 0 feeds raw values"
+    )
     ensemble: int = Field(1, ge=1, le=64, description="networks trained together and averaged")
     skip: bool = Field(True, description="add a linear path from the encoded inputs to the output")
     category_embedding: int | None = Field(None, ge=1, le=512, description="embedding size; by cardinality when absent")

@@ -3,6 +3,7 @@
 Every epoch's randomness (shuffling, dropout) is seeded from (seed, epoch), so a run resumed
 from its checkpoint takes exactly the steps an uninterrupted run would have taken.
 """
+
 from __future__ import annotations
 
 import json
@@ -64,8 +65,9 @@ def lr_schedule(base: float, total_steps: int, warmup: float) -> Callable[[int],
     return lr_at
 
 
-def train_epoch(model, head: Head, optimizer, lr_at, data: Batches, batch_size: int,
-                generator: torch.Generator, step: int) -> tuple[float, int]:
+def train_epoch(
+    model, head: Head, optimizer, lr_at, data: Batches, batch_size: int, generator: torch.Generator, step: int
+) -> tuple[float, int]:
     """One pass over the shuffled training rows; returns (mean loss, global step)."""
     model.train()
     order = torch.randperm(len(data), generator=generator)
@@ -85,10 +87,20 @@ def train_epoch(model, head: Head, optimizer, lr_at, data: Batches, batch_size: 
     return total.item() / len(data), step
 
 
-def fit(model, head: Head, train: Batches, validation: Batches, cfg, *,
-        score: Callable[[torch.nn.Module], tuple[float, float]], better: Callable[[float, float], bool],
-        checkpoint_dir: Path | None = None, resume: bool = False, fingerprint: str = "",
-        on_epoch: Callable[[dict[str, Any], TrainState], None] | None = None) -> TrainState:
+def fit(
+    model,
+    head: Head,
+    train: Batches,
+    validation: Batches,
+    cfg,
+    *,
+    score: Callable[[torch.nn.Module], tuple[float, float]],
+    better: Callable[[float, float], bool],
+    checkpoint_dir: Path | None = None,
+    resume: bool = False,
+    fingerprint: str = "",
+    on_epoch: Callable[[dict[str, Any], TrainState], None] | None = None,
+) -> TrainState:
     """Train until `cfg.epochs` or early stopping; the model ends with its best weights."""
     optimizer = torch.optim.AdamW(param_groups(model, cfg.weight_decay), lr=cfg.learning_rate)
     steps_per_epoch = max(1, math.ceil(len(train) / cfg.batch_size))
@@ -110,9 +122,14 @@ def fit(model, head: Head, train: Batches, validation: Batches, cfg, *,
             best = {k: v.detach().clone() for k, v in model.state_dict().items()}
         else:
             state.bad_epochs += 1
-        record = {"epoch": epoch + 1, "train_loss": round(loss, 6), "validation": value,
-                  "validation_loss": round(val_loss, 6),
-                  "lr": lr_at(state.step - 1), "best": improved}
+        record = {
+            "epoch": epoch + 1,
+            "train_loss": round(loss, 6),
+            "validation": value,
+            "validation_loss": round(val_loss, 6),
+            "lr": lr_at(state.step - 1),
+            "best": improved,
+        }
         state.history.append(record)
         state.epoch = epoch + 1
         if path:
@@ -214,6 +231,17 @@ def train_model(prepared, folder: Path, *, resume: bool, fingerprint: str, repor
         (folder / "history.jsonl").write_text("\n".join(lines) + "\n")
         reporter.epoch(record, cfg.epochs)
 
-    state = fit(net, head, train, validation, cfg, score=score, better=metric.better, checkpoint_dir=folder,
-                resume=resume, fingerprint=fingerprint, on_epoch=on_epoch)
+    state = fit(
+        net,
+        head,
+        train,
+        validation,
+        cfg,
+        score=score,
+        better=metric.better,
+        checkpoint_dir=folder,
+        resume=resume,
+        fingerprint=fingerprint,
+        on_epoch=on_epoch,
+    )
     return net, head, state

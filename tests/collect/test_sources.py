@@ -1,4 +1,5 @@
 """Every source yields the same table for the same data; bad files give named errors."""
+
 from __future__ import annotations
 
 import sqlite3

@@ -1,4 +1,5 @@
 """Conformance suite every feature type must pass, and type inference."""
+
 from __future__ import annotations
 
 import json
@@ -13,12 +14,18 @@ from dlpipe.spec import FeatureSpec, ModelSpec
 
 # (training values, values met later that must not break anything)
 SAMPLES = {
-    "numeric": (pd.Series([1.5, 2.0, np.nan, 4.0, 10.0, 3.0] * 5, name="x"),
-                pd.Series([np.inf, -1e12, None, "garbage", 2.5, "7"], name="x")),
-    "category": (pd.Series(["a", "b", "c", "a", None, "b"] * 5 + ["rare"], name="c"),
-                 pd.Series(["a", "never seen", None, 3.0, " b ", ""], name="c")),
-    "binary": (pd.Series(["yes", "no", "yes", None, "no", "yes"] * 5, name="b"),
-               pd.Series(["yes", "maybe", None, 1, "NO", "no"], name="b")),
+    "numeric": (
+        pd.Series([1.5, 2.0, np.nan, 4.0, 10.0, 3.0] * 5, name="x"),
+        pd.Series([np.inf, -1e12, None, "garbage", 2.5, "7"], name="x"),
+    ),
+    "category": (
+        pd.Series(["a", "b", "c", "a", None, "b"] * 5 + ["rare"], name="c"),
+        pd.Series(["a", "never seen", None, 3.0, " b ", ""], name="c"),
+    ),
+    "binary": (
+        pd.Series(["yes", "no", "yes", None, "no", "yes"] * 5, name="b"),
+        pd.Series(["yes", "maybe", None, 1, "NO", "no"], name="b"),
+    ),
 }
 
 

@@ -1,4 +1,5 @@
 """Preprocessing: target handling, statistics fitted on train only, dropped rows and columns recorded."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -12,20 +13,23 @@ from dlpipe.spec import validate_spec
 
 
 def run_prepare(frame: pd.DataFrame, task="classification", target="y", **data):
-    spec = validate_spec({"name": "t", "problem": {"task": task, "target": target},
-                          "data": {"source": "x.csv", **data}})
+    spec = validate_spec(
+        {"name": "t", "problem": {"task": task, "target": target}, "data": {"source": "x.csv", **data}}
+    )
     return prepare(spec, Collected(frame, "test frame"))
 
 
 def table(n=300, seed=0):
     rng = np.random.default_rng(seed)
     x = rng.normal(size=n)
-    return pd.DataFrame({
-        "x": x,
-        "plan": rng.choice(["free", "pro", "team"], n),
-        "flag": rng.choice(["yes", "no"], n),
-        "y": np.where(x > 0, ">50K", "<=50K"),
-    })
+    return pd.DataFrame(
+        {
+            "x": x,
+            "plan": rng.choice(["free", "pro", "team"], n),
+            "flag": rng.choice(["yes", "no"], n),
+            "y": np.where(x > 0, ">50K", "<=50K"),
+        }
+    )
 
 
 def test_messy_labels_are_one_class():
@@ -105,7 +109,13 @@ def test_regression_target_is_standardised_and_decodes():
 
 
 def test_unknown_feature_override_is_named():
-    spec = validate_spec({"name": "t", "problem": {"task": "classification", "target": "y"},
-                          "data": {"source": "x.csv"}, "features": {"palnn": {"type": "category"}}})
+    spec = validate_spec(
+        {
+            "name": "t",
+            "problem": {"task": "classification", "target": "y"},
+            "data": {"source": "x.csv"},
+            "features": {"palnn": {"type": "category"}},
+        }
+    )
     with pytest.raises(DataError, match="palnn"):
         prepare(spec, Collected(table(), "t"))

@@ -1,4 +1,5 @@
 """Splits: reproducible, shuffled (except time), stratified, group-disjoint, time-ordered."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -13,11 +14,13 @@ N = 1000
 
 def frame():
     rng = np.random.default_rng(0)
-    return pd.DataFrame({
-        "group": rng.integers(0, 80, N),
-        "when": pd.date_range("2020-01-01", periods=N, freq="h").astype(str)[rng.permutation(N)],
-        "y": np.sort(rng.integers(0, 2, N)),  # sorted by target, as many exports are
-    })
+    return pd.DataFrame(
+        {
+            "group": rng.integers(0, 80, N),
+            "when": pd.date_range("2020-01-01", periods=N, freq="h").astype(str)[rng.permutation(N)],
+            "y": np.sort(rng.integers(0, 2, N)),  # sorted by target, as many exports are
+        }
+    )
 
 
 def split(method, **kw):
@@ -29,7 +32,7 @@ def split(method, **kw):
 
 @pytest.mark.parametrize("method", ["random", "stratified"])
 def test_partition_sizes_and_reproducibility(method):
-    f, idx = split(method)
+    _, idx = split(method)
     all_rows = np.concatenate(list(idx.values()))
     assert sorted(all_rows.tolist()) == list(range(N))
     assert abs(len(idx["test"]) - 150) <= 2 and abs(len(idx["validation"]) - 150) <= 2

@@ -1,4 +1,5 @@
 """Collection: every source becomes one pandas table, with notes on what was read and what was dropped."""
+
 from __future__ import annotations
 
 from dataclasses import dataclass, field

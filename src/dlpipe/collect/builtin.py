@@ -1,4 +1,5 @@
 """scikit-learn's bundled data sets (shipped with the package, nothing downloaded)."""
+
 from __future__ import annotations
 
 import pandas as pd

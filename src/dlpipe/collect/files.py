@@ -1,4 +1,5 @@
 """Files: CSV/TSV (sniffed delimiter, header and encoding), Parquet and JSON lines."""
+
 from __future__ import annotations
 
 import csv
@@ -13,8 +14,15 @@ from dlpipe.errors import DataError
 
 NA_VALUES = ["", "?", "NA", "N/A", "n/a", "na", "NaN", "nan", "null", "NULL", "None", "none", "#N/A"]
 FORMATS = {
-    ".csv": "csv", ".data": "csv", ".txt": "csv", ".tsv": "tsv", ".tab": "tsv",
-    ".parquet": "parquet", ".pq": "parquet", ".jsonl": "jsonl", ".ndjson": "jsonl",
+    ".csv": "csv",
+    ".data": "csv",
+    ".txt": "csv",
+    ".tsv": "tsv",
+    ".tab": "tsv",
+    ".parquet": "parquet",
+    ".pq": "parquet",
+    ".jsonl": "jsonl",
+    ".ndjson": "jsonl",
 }
 SNIFF_BYTES = 64 * 1024
 
@@ -95,8 +103,19 @@ def _decode(raw: bytes, encoding: str | None, path: Path) -> tuple[str, str]:
     return raw.decode("latin-1"), "latin-1"  # unreachable: latin-1 decodes any byte
 
 
-LATIN_CODE_PAGES = {"cp1250", "cp1252", "cp1254", "cp1257", "latin1", "iso88591", "iso88592", "iso885915",
-                    "iso88599", "maclatin2", "macroman"}
+LATIN_CODE_PAGES = {
+    "cp1250",
+    "cp1252",
+    "cp1254",
+    "cp1257",
+    "latin1",
+    "iso88591",
+    "iso88592",
+    "iso885915",
+    "iso88599",
+    "maclatin2",
+    "macroman",
+}
 
 
 def _latin_code_page(encoding: str) -> bool:

@@ -1,4 +1,5 @@
 """SQL sources through SQLAlchemy: any database with a URL (tested on SQLite)."""
+
 from __future__ import annotations
 
 from dlpipe.collect import Collected

@@ -1,4 +1,5 @@
 """The feature-type registry, and the inference that picks a type (or a reason to ignore) per column."""
+
 from __future__ import annotations
 
 import re

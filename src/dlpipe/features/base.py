@@ -4,6 +4,7 @@ A feature type turns one column into numbers (with state fitted on the training 
 saved as JSON beside the model) and builds the network piece that encodes all the columns of
 that type at once. Adding a type means one module with a subclass and one registry line.
 """
+
 from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any, ClassVar

@@ -1,4 +1,5 @@
 """Two-valued columns: one number (0 or 1) and a missing indicator."""
+
 from __future__ import annotations
 
 from typing import Any

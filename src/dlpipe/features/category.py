@@ -1,4 +1,5 @@
 """Categories: integer codes with missing and unseen buckets, rare levels merged, learned embeddings."""
+
 from __future__ import annotations
 
 from typing import Any

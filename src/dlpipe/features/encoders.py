@@ -1,4 +1,5 @@
 """The network pieces of the tabular feature types (imported only when a model is built)."""
+
 from __future__ import annotations
 
 import torch

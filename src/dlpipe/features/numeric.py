@@ -1,4 +1,5 @@
 """Numbers: imputation with a missing indicator, scaling, and learned per-feature embeddings."""
+
 from __future__ import annotations
 
 from typing import Any

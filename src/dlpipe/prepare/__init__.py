@@ -1,4 +1,5 @@
 """Preprocessing: find the target, infer types, drop what cannot be used, split, fit, transform."""
+
 from __future__ import annotations
 
 from dataclasses import dataclass, field
@@ -87,8 +88,13 @@ def prepare(spec, source: Collected, validation: Collected | None = None, test: 
     parts = {"validation": validation, "test": test}
     fractions = {k: (0.0 if parts[k] is not None else getattr(split, k)) for k in parts}
     index, notes = split_rows(
-        frame, method=method, validation=fractions["validation"], test=fractions["test"],
-        seed=split.seed, column=split.column, labels=labels,
+        frame,
+        method=method,
+        validation=fractions["validation"],
+        test=fractions["test"],
+        seed=split.seed,
+        column=split.column,
+        labels=labels,
     )
     frames = {name: frame.iloc[index[name]].reset_index(drop=True) for name in SPLITS}
     for name, extra in parts.items():
@@ -110,9 +116,13 @@ def prepare(spec, source: Collected, validation: Collected | None = None, test: 
     for name in SPLITS:
         y, ok = preprocessor.encode_target(frames[name][target])
         if not ok.all():
-            dropped_rows.append({
-                "reason": "class not seen in the training split", "count": int((~ok).sum()), "split": name,
-            })
+            dropped_rows.append(
+                {
+                    "reason": "class not seen in the training split",
+                    "count": int((~ok).sum()),
+                    "split": name,
+                }
+            )
         kept = frames[name][ok].reset_index(drop=True)
         splits[name] = SplitData(preprocessor.transform(kept), y[ok], kept)
 
@@ -120,15 +130,20 @@ def prepare(spec, source: Collected, validation: Collected | None = None, test: 
     resolved = _resolve(spec, target, method, default_metric(problem.task, n_classes), types)
     profile = {
         "source": source.origin,
-        "rows": int(len(source.frame)),
+        "rows": len(source.frame),
         "columns": {name: column_profile(source.frame[name], *types[name]) for name in types},
         "target": target_profile(frames["train"][target], problem.task),
-        "task": problem.task + ("" if problem.task == "regression" else " (binary)" if n_classes == 2 else " (multiclass)"),
+        "task": problem.task
+        + ("" if problem.task == "regression" else " (binary)" if n_classes == 2 else " (multiclass)"),
         "splits": {"method": method, **{name: len(s) for name, s in splits.items()}},
         "dropped": {
             "columns": [{"name": n, "reason": r} for n, (t, r) in types.items() if t == "ignore"],
-            "rows": dropped_rows + ([{"reason": "malformed lines in the file", "count": source.dropped_lines,
-                                       "split": "source"}] if source.dropped_lines else []),
+            "rows": dropped_rows
+            + (
+                [{"reason": "malformed lines in the file", "count": source.dropped_lines, "split": "source"}]
+                if source.dropped_lines
+                else []
+            ),
         },
         "notes": source.notes + notes,
     }
@@ -165,6 +180,7 @@ def _resolve(spec, target: str, method: str, metric: str, types: dict[str, tuple
     from dlpipe.spec import validate_spec
 
     raw = spec.model_copy(update={"problem": problem, "data": data}).model_dump(mode="json", exclude_none=True)
-    raw["features"] = {k: (v if isinstance(v, str | dict) else v.model_dump(exclude_none=True))
-                       for k, v in resolved_features.items()}
+    raw["features"] = {
+        k: (v if isinstance(v, str | dict) else v.model_dump(exclude_none=True)) for k, v in resolved_features.items()
+    }
     return validate_spec(raw, source="resolved pipeline")

@@ -3,6 +3,7 @@
 It is fitted on the training split only, saved as JSON inside model.json, and applied unchanged
 at evaluation, batch prediction and serving time.
 """
+
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field

@@ -1,4 +1,5 @@
 """profile.json: what the data looked like, what each column became, and what was dropped and why."""
+
 from __future__ import annotations
 
 from typing import Any
@@ -36,5 +37,10 @@ def target_profile(column: pd.Series, task: str) -> dict[str, Any]:
         counts = clean_labels(column).value_counts(dropna=True)
         return {"name": column.name, "class_balance": {str(k): int(v) for k, v in counts.items()}}
     x = to_numbers(column).dropna()
-    return {"name": column.name, "min": float(x.min()), "max": float(x.max()), "mean": float(x.mean()),
-            "std": float(x.std(ddof=0))}
+    return {
+        "name": column.name,
+        "min": float(x.min()),
+        "max": float(x.max()),
+        "mean": float(x.mean()),
+        "std": float(x.std(ddof=0)),
+    }

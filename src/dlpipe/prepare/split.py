@@ -1,4 +1,5 @@
 """Reproducible train / validation / test splits: random, stratified, group, time, or a fixed column."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -8,9 +9,15 @@ from dlpipe.errors import DataError
 
 SPLITS = ("train", "validation", "test")
 COLUMN_VALUES = {
-    "train": "train", "training": "train",
-    "validation": "validation", "valid": "validation", "val": "validation", "dev": "validation",
-    "test": "test", "testing": "test", "holdout": "test",
+    "train": "train",
+    "training": "train",
+    "validation": "validation",
+    "valid": "validation",
+    "val": "validation",
+    "dev": "validation",
+    "test": "test",
+    "testing": "test",
+    "holdout": "test",
 }
 
 

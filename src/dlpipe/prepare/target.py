@@ -1,4 +1,5 @@
 """The target column: found, cleaned, and encoded (class codes, or standardised values)."""
+
 from __future__ import annotations
 
 import difflib
