@@ -89,3 +89,10 @@ def test_bad_values_at_prediction_time_do_not_crash(run):
     model = load_model(run.folder)
     frame = pd.DataFrame({c.name: ["not a number", None] for c in model.preprocessor.columns})
     assert len(model.predict(frame)) == 2
+
+
+def test_python_api_entry_points(run):
+    import dlpipe
+
+    assert dlpipe.load_model(run.folder).classes == ["setosa", "versicolor", "virginica"]
+    assert dlpipe.Pipeline.from_dict.__self__ is dlpipe.Pipeline
