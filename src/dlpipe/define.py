@@ -108,7 +108,7 @@ def init_pipeline(
         lines.append(f"  {_q(column)}: {value}   # {_comment(reason)}")
     lines += [
         "model: {layers: 2, hidden: 128, dropout: 0.5}",
-        "training: {epochs: 100, batch_size: 128, learning_rate: 0.001, early_stopping: 10, seed: 42}",
+        "training: {epochs: 100, batch_size: auto, learning_rate: 0.001, early_stopping: 10, seed: 42}",
         "",
     ]
     text = "\n".join(lines)

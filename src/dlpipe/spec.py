@@ -160,15 +160,30 @@ class ModelSpec(_Strict):
     category_embedding: int | None = Field(None, ge=1, le=512, description="embedding size; by cardinality when absent")
 
 
+def auto_batch_size(train_rows: int) -> int:
+    """Small tables need many small steps; large ones fill the CPU with bigger batches."""
+    import math
+
+    return int(min(512, max(32, 2 ** round(math.log2(max(1, train_rows / 16))))))
+
+
 class Training(_Strict):
     epochs: int = Field(100, ge=1, le=100_000)
-    batch_size: int = Field(128, ge=1, le=1_000_000)
+    batch_size: int | Literal["auto"] = Field(
+        "auto", description="rows per step; auto: the power of two nearest training rows / 16, within 32..512"
+    )
     learning_rate: float = Field(1e-3, gt=0.0, le=10.0)
     weight_decay: float = Field(1e-4, ge=0.0)
     warmup: float = Field(0.05, ge=0.0, lt=1.0, description="fraction of steps with a linear learning-rate warm-up")
     early_stopping: int = Field(10, ge=0, description="epochs without improvement before stopping; 0 turns it off")
     seed: int = 42
     threads: int | None = Field(None, ge=1, description="torch threads; all cores when absent")
+
+    @model_validator(mode="after")
+    def _batch_size(self) -> Training:
+        if self.batch_size != "auto" and not 1 <= self.batch_size <= 1_000_000:
+            raise ValueError(f"batch_size must be auto or between 1 and 1,000,000; received {self.batch_size}")
+        return self
 
 
 class PipelineSpec(_Strict):

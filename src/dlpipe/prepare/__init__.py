@@ -127,7 +127,7 @@ def prepare(spec, source: Collected, validation: Collected | None = None, test: 
         splits[name] = SplitData(preprocessor.transform(kept), y[ok], kept)
 
     n_classes = len(preprocessor.classes or [])
-    resolved = _resolve(spec, target, method, default_metric(problem.task, n_classes), types)
+    resolved = _resolve(spec, target, method, default_metric(problem.task, n_classes), types, len(splits["train"]))
     profile = {
         "source": source.origin,
         "rows": len(source.frame),
@@ -168,7 +168,7 @@ def _aligned(extra: Collected, source: pd.DataFrame, target: str, name: str) -> 
     return frame
 
 
-def _resolve(spec, target: str, method: str, metric: str, types: dict[str, tuple[str, str]]):
+def _resolve(spec, target: str, method: str, metric: str, types: dict[str, tuple[str, str]], train_rows: int):
     """The pipeline with every inferred choice written in, as saved with the run and the model."""
     problem = spec.problem.model_copy(update={"target": target, "metric": spec.problem.metric or metric})
     split = spec.data.split.model_copy(update={"method": method})
@@ -177,9 +177,14 @@ def _resolve(spec, target: str, method: str, metric: str, types: dict[str, tuple
     for name, (kind, _) in types.items():
         if name not in resolved_features:
             resolved_features[name] = "ignore" if kind == "ignore" else {"type": kind}
-    from dlpipe.spec import validate_spec
+    from dlpipe.spec import auto_batch_size, validate_spec
 
-    raw = spec.model_copy(update={"problem": problem, "data": data}).model_dump(mode="json", exclude_none=True)
+    training = spec.training
+    if training.batch_size == "auto":
+        training = training.model_copy(update={"batch_size": auto_batch_size(train_rows)})
+    raw = spec.model_copy(update={"problem": problem, "data": data, "training": training}).model_dump(
+        mode="json", exclude_none=True
+    )
     raw["features"] = {
         k: (v if isinstance(v, str | dict) else v.model_dump(exclude_none=True)) for k, v in resolved_features.items()
     }
