@@ -77,6 +77,8 @@ def verdict(metrics: dict[str, Any]) -> None:
         if name not in shown:
             table.add_row(name, "", f"{value:.4f}", _fmt(baseline.get("test", {}).get(name)), "")
     out.print(table)
+    if "epochs_run" in metrics:
+        out.print(f"trained {metrics['epochs_run']} epochs; kept the weights of epoch {metrics['best_epoch']}")
     if baseline:
         out.print(f"baseline: {baseline['name']} fitted on the same training split")
     if not goal["checks"]:

@@ -84,7 +84,7 @@ def save_model(
             "versions": library_versions(),
             "files": {name: sha256(tmp / name) for name in (WEIGHTS, REFERENCE)},
         }
-        (tmp / MANIFEST).write_text(json.dumps(manifest, indent=2, allow_nan=False, default=_json_default))
+        (tmp / MANIFEST).write_text(json.dumps(strict_json(manifest), indent=2, allow_nan=False, default=_json_default))
         tmp.chmod(0o755)  # mkdtemp makes it private; a model folder is meant to be shared
         for file in tmp.iterdir():
             file.chmod(0o644)
@@ -95,6 +95,17 @@ def save_model(
         shutil.rmtree(tmp, ignore_errors=True)
         raise
     return folder
+
+
+def strict_json(value: Any) -> Any:
+    """`value` with NaN and infinities as None, so the JSON written is strict (an undefined metric is null)."""
+    if isinstance(value, float | np.floating):
+        return float(value) if np.isfinite(value) else None
+    if isinstance(value, dict):
+        return {k: strict_json(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [strict_json(v) for v in value]
+    return value
 
 
 def _json_default(value: Any) -> Any:

@@ -210,9 +210,13 @@ def _reference(prepared, sample: dict[str, Any], rows: int) -> pd.DataFrame:
 
 
 def _write_json(path: Path, data: Any) -> None:
+    """Strict JSON (an undefined metric, NaN, becomes null), replaced atomically."""
     tmp = path.with_suffix(".tmp")
-    tmp.write_text(json.dumps(data, indent=2, default=_plain))
+    from dlpipe.package import strict_json
+
+    tmp.write_text(json.dumps(strict_json(data), indent=2, default=_plain, allow_nan=False))
     tmp.replace(path)
+
 
 
 def _plain(value: Any) -> Any:
