@@ -11,6 +11,7 @@ stray spaces and trailing dots, ID columns, a free-text column, rows sorted by t
 file with accented category values, semicolons, rows with the wrong number of fields, CRLF line
 ends and blank trailing lines. All randomness is seeded: the same call writes the same bytes.
 """
+
 from __future__ import annotations
 
 import csv
@@ -29,7 +30,16 @@ DIAMONDS = DATA / "diamonds_sample.csv"
 # A category column whose values only survive when the file's encoding is read correctly.
 SHOPS = ["Café Noir", "Über Store", "Zürich Süd", "Señor Diamante", "Ångström AB", "Crème", "Plain Shop", "Lille"]
 NON_ASCII_SHOPS = [s for s in SHOPS if not s.isascii()]
-WORDS = ["customer", "said", "the", "stone", "looked", "cloudy", "under", "shop", "light", "but", "sparkled", "outside", "and", "the", "clasp", "was", "loose", "delivery", "came", "late", "box", "damaged", "ring", "resized", "twice", "please", "call", "back", "regarding", "refund", "warranty", "certificate", "missing", "gift", "wrapped", "nicely", "excellent", "service", "would", "buy", "again", "price", "matched", "online", "offer", "engraving", "requested", "initials", "inside", "band", "appraisal", "pending", "insurance", "claim", "lost", "receipt"]
+# fmt: off
+WORDS = [
+    "customer", "said", "the", "stone", "looked", "cloudy", "under", "shop", "light", "but", "sparkled",
+    "outside", "and", "the", "clasp", "was", "loose", "delivery", "came", "late", "box", "damaged", "ring",
+    "resized", "twice", "please", "call", "back", "regarding", "refund", "warranty", "certificate", "missing",
+    "gift", "wrapped", "nicely", "excellent", "service", "would", "buy", "again", "price", "matched",
+    "online", "offer", "engraving", "requested", "initials", "inside", "band", "appraisal", "pending",
+    "insurance", "claim", "lost", "receipt",
+]
+# fmt: on
 
 
 @dataclass
@@ -89,8 +99,9 @@ def as_text(frame: pd.DataFrame) -> pd.DataFrame:
 # --- damage: each returns a new table of strings -----------------------------------------------
 
 
-def question_marks(frame: pd.DataFrame, columns: list[str], rate: float, rng: np.random.Generator,
-                   tokens: tuple[str, ...] = ("?",)) -> tuple[pd.DataFrame, dict[str, int]]:
+def question_marks(
+    frame: pd.DataFrame, columns: list[str], rate: float, rng: np.random.Generator, tokens: tuple[str, ...] = ("?",)
+) -> tuple[pd.DataFrame, dict[str, int]]:
     """About `rate` of the cells of `columns` replaced by a missing token ('?', ' ?', 'NA'...)."""
     out = frame.copy()
     counts = {}
@@ -106,7 +117,12 @@ def messy_labels(frame: pd.DataFrame, column: str, rng: np.random.Generator) -> 
     """Class labels with stray leading/trailing spaces, and a trailing dot on some rows (UCI adult's '>50K.')."""
     out = frame.copy()
     styles = [
-        lambda s: s, lambda s: f" {s}", lambda s: f"{s} ", lambda s: f"  {s}  ", lambda s: f"{s}.", lambda s: f" {s}.",
+        lambda s: s,
+        lambda s: f" {s}",
+        lambda s: f"{s} ",
+        lambda s: f"  {s}  ",
+        lambda s: f"{s}.",
+        lambda s: f" {s}.",
     ]
     picks = rng.integers(0, len(styles), size=len(out))
     out[column] = [styles[p](str(v)) for p, v in zip(picks, out[column], strict=True)]
@@ -126,8 +142,9 @@ def id_columns(frame: pd.DataFrame, rng: np.random.Generator, *, contiguous: boo
     return out
 
 
-def free_text(frame: pd.DataFrame, rng: np.random.Generator, column: str = "comment",
-              position: int | None = None) -> pd.DataFrame:
+def free_text(
+    frame: pd.DataFrame, rng: np.random.Generator, column: str = "comment", position: int | None = None
+) -> pd.DataFrame:
     """A column of 4-14 random words per row, some with commas and quotes (they need CSV quoting)."""
     out = frame.copy()
     notes = []
@@ -142,14 +159,18 @@ def free_text(frame: pd.DataFrame, rng: np.random.Generator, column: str = "comm
     return out
 
 
-def shop_column(frame: pd.DataFrame, rng: np.random.Generator, column: str = "shop",
-                position: int | None = None) -> pd.DataFrame:
+def shop_column(
+    frame: pd.DataFrame, rng: np.random.Generator, column: str = "shop", position: int | None = None
+) -> pd.DataFrame:
     """A category column with accented values (Café, Über, Zürich...), some padded with spaces."""
     out = frame.copy()
     values = rng.choice(SHOPS, size=len(out))
     pad = rng.random(len(out)) < 0.1
-    out.insert(len(out.columns) if position is None else position, column,
-               [f" {v} " if p else str(v) for v, p in zip(values, pad, strict=True)])
+    out.insert(
+        len(out.columns) if position is None else position,
+        column,
+        [f" {v} " if p else str(v) for v, p in zip(values, pad, strict=True)],
+    )
     return out
 
 
@@ -164,9 +185,20 @@ def sort_by(frame: pd.DataFrame, column: str) -> pd.DataFrame:
 # --- writing -----------------------------------------------------------------------------------
 
 
-def write(frame: pd.DataFrame, path: Path, *, header: bool = True, delimiter: str = ",", encoding: str = "utf-8",
-          newline: str = "\n", malformed: int = 0, truncated: int = 0, blank_lines: list[str] | None = None,
-          separator_space: bool = False, seed: int = 0) -> tuple[int, int]:
+def write(
+    frame: pd.DataFrame,
+    path: Path,
+    *,
+    header: bool = True,
+    delimiter: str = ",",
+    encoding: str = "utf-8",
+    newline: str = "\n",
+    malformed: int = 0,
+    truncated: int = 0,
+    blank_lines: list[str] | None = None,
+    separator_space: bool = False,
+    seed: int = 0,
+) -> tuple[int, int]:
     """Write a table of strings as a CSV export would, with damage only the writer can do.
 
     `malformed` lines get an extra field (a value with an unquoted delimiter) and `truncated` lines
@@ -187,10 +219,8 @@ def write(frame: pd.DataFrame, path: Path, *, header: bool = True, delimiter: st
     bad_at = rng.choice(np.arange(60, len(lines)), size=malformed + truncated, replace=False) if lines else []
     for k, position in enumerate(sorted(bad_at, reverse=True)):
         template = rows[int(rng.integers(0, len(rows)))]
-        if k < malformed:
-            broken = [*template[:1], "oops", *template[1:]]  # a value that held the delimiter, unquoted
-        else:
-            broken = template[:-2]  # the export was cut off
+        # a value that held the delimiter, unquoted; or a line the export cut off
+        broken = [*template[:1], "oops", *template[1:]] if k < malformed else template[:-2]
         lines.insert(int(position), delimiter.join(str(v) for v in broken))
     sep = f"{delimiter} " if separator_space else delimiter
     if separator_space:
@@ -216,8 +246,9 @@ def no_header(folder: Path) -> Messy:
     path = folder / "breast_cancer_no_header.csv"
     write(frame, path, header=False)
     last = frame.shape[1] - 1
-    return Messy(path, str(last), f"column_{last}", "classification", len(frame), header=False,
-                 classes={"malignant", "benign"})
+    return Messy(
+        path, str(last), f"column_{last}", "classification", len(frame), header=False, classes={"malignant", "benign"}
+    )
 
 
 def no_header_target_first(folder: Path) -> Messy:
@@ -239,10 +270,13 @@ def no_header_negative_position(folder: Path) -> Messy:
 
 
 def missing_question_marks(folder: Path) -> Messy:
-    """diabetes with ~5% of the cells of five columns written `?` (some ` ?`, as UCI files pad them)."""
+    """diabetes with ~5% of the cells of five columns written `?` (some ` ?`, as UCI files pad them),
+    and ~1% of the targets `?` too (those rows cannot be used and must be reported as dropped)."""
     rng = np.random.default_rng(1)
     frame = as_text(sklearn_frame("diabetes", "progression"))
     frame, counts = question_marks(frame, ["age", "bmi", "bp", "s1", "s5"], 0.05, rng, tokens=("?", "?", " ?"))
+    frame, target_counts = question_marks(frame, ["progression"], 0.01, rng)
+    counts.update(target_counts)
     path = folder / "diabetes_question_marks.csv"
     write(frame, path)
     return Messy(path, "progression", "progression", "regression", len(frame), missing=counts)
@@ -255,8 +289,15 @@ def missing_in_categories(folder: Path) -> Messy:
     frame, counts = question_marks(frame, ["color", "clarity", "carat", "depth", "x"], 0.05, rng)
     path = folder / "diamonds_question_marks.csv"
     write(frame, path)
-    return Messy(path, "cut", "cut", "classification", len(frame), missing=counts,
-                 classes={"Fair", "Good", "Very Good", "Premium", "Ideal"})
+    return Messy(
+        path,
+        "cut",
+        "cut",
+        "classification",
+        len(frame),
+        missing=counts,
+        classes={"Fair", "Good", "Very Good", "Premium", "Ideal"},
+    )
 
 
 def dirty_labels_binary(folder: Path) -> Messy:
@@ -276,8 +317,14 @@ def dirty_labels_multiclass(folder: Path) -> Messy:
     frame = messy_labels(frame, "species", rng)
     path = folder / "iris_dirty_labels.csv"
     write(frame, path)
-    return Messy(path, "species", "species", "classification", len(frame),
-                 classes={"Iris-setosa", "Iris-versicolor", "Iris-virginica"})
+    return Messy(
+        path,
+        "species",
+        "species",
+        "classification",
+        len(frame),
+        classes={"Iris-setosa", "Iris-versicolor", "Iris-virginica"},
+    )
 
 
 def with_id_columns(folder: Path) -> Messy:
@@ -286,9 +333,15 @@ def with_id_columns(folder: Path) -> Messy:
     frame = id_columns(as_text(sklearn_frame("wine", "cultivar")), rng)
     path = folder / "wine_ids.csv"
     write(frame, path)
-    return Messy(path, "cultivar", "cultivar", "classification", len(frame),
-                 classes={"class_0", "class_1", "class_2"},
-                 ignored={"customer_id": "ID-like", "record_uuid": "ID-like"})
+    return Messy(
+        path,
+        "cultivar",
+        "cultivar",
+        "classification",
+        len(frame),
+        classes={"class_0", "class_1", "class_2"},
+        ignored={"customer_id": "ID-like", "record_uuid": "ID-like"},
+    )
 
 
 def with_free_text(folder: Path) -> Messy:
@@ -305,8 +358,7 @@ def sorted_by_target_classes(folder: Path) -> Messy:
     frame = sort_by(as_text(sklearn_frame("wine", "cultivar")), "cultivar")
     path = folder / "wine_sorted.csv"
     write(frame, path)
-    return Messy(path, "cultivar", "cultivar", "classification", len(frame),
-                 classes={"class_0", "class_1", "class_2"})
+    return Messy(path, "cultivar", "cultivar", "classification", len(frame), classes={"class_0", "class_1", "class_2"})
 
 
 def sorted_by_target_values(folder: Path) -> Messy:
@@ -323,8 +375,16 @@ def latin1(folder: Path) -> Messy:
     frame = shop_column(as_text(diamonds_frame(1500)), rng, position=4)
     path = folder / "diamonds_latin1.csv"
     write(frame, path, encoding="latin-1")
-    return Messy(path, "cut", "cut", "classification", len(frame), encoding="latin-1",
-                 classes={"Fair", "Good", "Very Good", "Premium", "Ideal"}, survive={"shop": NON_ASCII_SHOPS})
+    return Messy(
+        path,
+        "cut",
+        "cut",
+        "classification",
+        len(frame),
+        encoding="latin-1",
+        classes={"Fair", "Good", "Very Good", "Premium", "Ideal"},
+        survive={"shop": NON_ASCII_SHOPS},
+    )
 
 
 def latin1_sizes(folder: Path) -> Messy:
@@ -335,8 +395,16 @@ def latin1_sizes(folder: Path) -> Messy:
     frame.insert(1, "ring_size", rng.choice(sizes, size=len(frame)))
     path = folder / "diamonds_sizes_latin1.csv"
     write(frame, path, encoding="latin-1")
-    return Messy(path, "cut", "cut", "classification", len(frame), encoding="latin-1",
-                 classes={"Fair", "Good", "Very Good", "Premium", "Ideal"}, survive={"ring_size": sizes})
+    return Messy(
+        path,
+        "cut",
+        "cut",
+        "classification",
+        len(frame),
+        encoding="latin-1",
+        classes={"Fair", "Good", "Very Good", "Premium", "Ideal"},
+        survive={"ring_size": sizes},
+    )
 
 
 def latin1_small(folder: Path) -> Messy:
@@ -346,8 +414,16 @@ def latin1_small(folder: Path) -> Messy:
     frame.insert(0, "shop", rng.choice(["Über Store", "Unter Store", "Mitte"], size=len(frame)))
     path = folder / "iris_shops_latin1.csv"
     write(frame, path, encoding="latin-1")
-    return Messy(path, "species", "species", "classification", len(frame), encoding="latin-1",
-                 classes={"setosa", "versicolor", "virginica"}, survive={"shop": ["Über Store"]})
+    return Messy(
+        path,
+        "species",
+        "species",
+        "classification",
+        len(frame),
+        encoding="latin-1",
+        classes={"setosa", "versicolor", "virginica"},
+        survive={"shop": ["Über Store"]},
+    )
 
 
 def semicolons(folder: Path) -> Messy:
@@ -363,8 +439,9 @@ def malformed_rows(folder: Path) -> Messy:
     frame = as_text(sklearn_frame("breast_cancer", "diagnosis"))
     path = folder / "breast_cancer_malformed.csv"
     bad, _ = write(frame, path, malformed=5, seed=8)
-    return Messy(path, "diagnosis", "diagnosis", "classification", len(frame), malformed=bad,
-                 classes={"malignant", "benign"})
+    return Messy(
+        path, "diagnosis", "diagnosis", "classification", len(frame), malformed=bad, classes={"malignant", "benign"}
+    )
 
 
 def truncated_rows(folder: Path) -> Messy:
@@ -372,8 +449,9 @@ def truncated_rows(folder: Path) -> Messy:
     frame = as_text(sklearn_frame("breast_cancer", "diagnosis"))
     path = folder / "breast_cancer_truncated.csv"
     _, short = write(frame, path, truncated=3, seed=9)
-    return Messy(path, "diagnosis", "diagnosis", "classification", len(frame), truncated=short,
-                 classes={"malignant", "benign"})
+    return Messy(
+        path, "diagnosis", "diagnosis", "classification", len(frame), truncated=short, classes={"malignant", "benign"}
+    )
 
 
 def blank_trailing_lines(folder: Path) -> Messy:
@@ -381,8 +459,9 @@ def blank_trailing_lines(folder: Path) -> Messy:
     frame = as_text(sklearn_frame("iris", "species"))
     path = folder / "iris_blank_lines.csv"
     write(frame, path, blank_lines=["", "", "   ", "", "\t", ""])
-    return Messy(path, "species", "species", "classification", len(frame),
-                 classes={"setosa", "versicolor", "virginica"})
+    return Messy(
+        path, "species", "species", "classification", len(frame), classes={"setosa", "versicolor", "virginica"}
+    )
 
 
 def uci_style(folder: Path) -> Messy:
@@ -395,9 +474,16 @@ def uci_style(folder: Path) -> Messy:
     frame.loc[dots, "species"] = frame.loc[dots, "species"] + "."
     path = folder / "iris.data"
     write(frame, path, header=False, separator_space=True, blank_lines=[""])
-    return Messy(path, "4", "column_4", "classification", len(frame), header=False,
-                 classes={"Iris-setosa", "Iris-versicolor", "Iris-virginica"},
-                 missing={"column_0": counts["sepal length (cm)"], "column_3": counts["petal width (cm)"]})
+    return Messy(
+        path,
+        "4",
+        "column_4",
+        "classification",
+        len(frame),
+        header=False,
+        classes={"Iris-setosa", "Iris-versicolor", "Iris-virginica"},
+        missing={"column_0": counts["sepal length (cm)"], "column_3": counts["petal width (cm)"]},
+    )
 
 
 def _everything_frame(seed: int, contiguous_ids: bool) -> tuple[pd.DataFrame, dict[str, int]]:
@@ -416,12 +502,23 @@ def everything(folder: Path) -> Messy:
     an accented column name and values, 4 lines with an extra field, blank and separator-only trailing lines."""
     frame, counts = _everything_frame(11, contiguous_ids=False)
     path = folder / "export_everything.csv"
-    bad, _ = write(frame, path, delimiter=";", encoding="latin-1", newline="\r\n", malformed=4, seed=11,
-                   blank_lines=["", " ", ""])
-    return Messy(path, "cut", "cut", "classification", len(frame), delimiter=";", encoding="latin-1",
-                 malformed=bad, classes={"Fair", "Good", "Very Good", "Premium", "Ideal"},
-                 ignored={"customer_id": "ID-like", "record_uuid": "ID-like", "Bemerkung": "free text"},
-                 survive={"Geschäft": NON_ASCII_SHOPS}, missing=counts)
+    bad, _ = write(
+        frame, path, delimiter=";", encoding="latin-1", newline="\r\n", malformed=4, seed=11, blank_lines=["", " ", ""]
+    )
+    return Messy(
+        path,
+        "cut",
+        "cut",
+        "classification",
+        len(frame),
+        delimiter=";",
+        encoding="latin-1",
+        malformed=bad,
+        classes={"Fair", "Good", "Very Good", "Premium", "Ideal"},
+        ignored={"customer_id": "ID-like", "record_uuid": "ID-like", "Bemerkung": "free text"},
+        survive={"Geschäft": NON_ASCII_SHOPS},
+        missing=counts,
+    )
 
 
 def everything_headerless(folder: Path) -> Messy:
@@ -429,24 +526,58 @@ def everything_headerless(folder: Path) -> Messy:
     frame, _ = _everything_frame(12, contiguous_ids=True)
     columns = list(frame.columns)
     path = folder / "export_everything_noheader.csv"
-    bad, _ = write(frame, path, header=False, delimiter=";", encoding="latin-1", newline="\r\n", malformed=4,
-                   seed=12, blank_lines=["", ""])
+    bad, _ = write(
+        frame,
+        path,
+        header=False,
+        delimiter=";",
+        encoding="latin-1",
+        newline="\r\n",
+        malformed=4,
+        seed=12,
+        blank_lines=["", ""],
+    )
     name = {c: f"column_{i}" for i, c in enumerate(columns)}
-    return Messy(path, str(columns.index("cut")), name["cut"], "classification", len(frame), header=False,
-                 delimiter=";", encoding="latin-1", malformed=bad,
-                 classes={"Fair", "Good", "Very Good", "Premium", "Ideal"},
-                 ignored={name["customer_id"]: "ID-like", name["record_uuid"]: "ID-like",
-                          name["Bemerkung"]: "free text"},
-                 survive={name["Geschäft"]: NON_ASCII_SHOPS})
+    return Messy(
+        path,
+        str(columns.index("cut")),
+        name["cut"],
+        "classification",
+        len(frame),
+        header=False,
+        delimiter=";",
+        encoding="latin-1",
+        malformed=bad,
+        classes={"Fair", "Good", "Very Good", "Premium", "Ideal"},
+        ignored={name["customer_id"]: "ID-like", name["record_uuid"]: "ID-like", name["Bemerkung"]: "free text"},
+        survive={name["Geschäft"]: NON_ASCII_SHOPS},
+    )
 
 
 CASES: dict[str, Callable[[Path], Messy]] = {
     f.__name__: f
     for f in (
-        no_header, no_header_target_first, no_header_negative_position, missing_question_marks,
-        missing_in_categories, dirty_labels_binary, dirty_labels_multiclass, with_id_columns, with_free_text,
-        sorted_by_target_classes, sorted_by_target_values, latin1, latin1_sizes, latin1_small, semicolons, malformed_rows, truncated_rows,
-        blank_trailing_lines, uci_style, everything, everything_headerless,
+        no_header,
+        no_header_target_first,
+        no_header_negative_position,
+        missing_question_marks,
+        missing_in_categories,
+        dirty_labels_binary,
+        dirty_labels_multiclass,
+        with_id_columns,
+        with_free_text,
+        sorted_by_target_classes,
+        sorted_by_target_values,
+        latin1,
+        latin1_sizes,
+        latin1_small,
+        semicolons,
+        malformed_rows,
+        truncated_rows,
+        blank_trailing_lines,
+        uci_style,
+        everything,
+        everything_headerless,
     )
 }
 

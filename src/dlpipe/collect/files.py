@@ -89,12 +89,11 @@ def _decode(raw: bytes, encoding: str | None, path: Path) -> tuple[str, str]:
         pass
     from charset_normalizer import from_bytes
 
+    # Detectors guess wildly between 8-bit code pages on small files (hp_roman8, mac_turkish...),
+    # while real exports that are not UTF-8 are overwhelmingly Windows-1252 / Latin-1. Trust the
+    # detector only for encodings that have a structure to detect: UTF-16/32 and multi-byte CJK.
     best = from_bytes(raw[: 1024 * 1024]).best()
-    guess = [best.encoding] if best else []
-    if guess and _latin_code_page(guess[0]):
-        # Short samples make detectors waver between 8-bit code pages (cp1250 vs cp1252); real
-        # exports that are not UTF-8 are overwhelmingly Windows-1252 / Latin-1, so try those first.
-        guess = []
+    guess = [best.encoding] if best and _structured(best.encoding) else []
     for candidate in [*guess, "cp1252", "latin-1"]:
         try:
             return raw.decode(candidate), candidate
@@ -103,23 +102,12 @@ def _decode(raw: bytes, encoding: str | None, path: Path) -> tuple[str, str]:
     return raw.decode("latin-1"), "latin-1"  # unreachable: latin-1 decodes any byte
 
 
-LATIN_CODE_PAGES = {
-    "cp1250",
-    "cp1252",
-    "cp1254",
-    "cp1257",
-    "latin1",
-    "iso88591",
-    "iso88592",
-    "iso885915",
-    "iso88599",
-    "maclatin2",
-    "macroman",
-}
+STRUCTURED_ENCODINGS = ("utf16", "utf32", "gb18030", "gb2312", "gbk", "big5", "shiftjis", "cp932", "eucjp",
+                        "euckr", "cp949", "iso2022")
 
 
-def _latin_code_page(encoding: str) -> bool:
-    return encoding.lower().replace("-", "").replace("_", "") in LATIN_CODE_PAGES
+def _structured(encoding: str) -> bool:
+    return encoding.lower().replace("-", "").replace("_", "").startswith(STRUCTURED_ENCODINGS)
 
 
 def _read_csv(path: Path, src, default_delimiter: str | None) -> Collected:
@@ -133,27 +121,49 @@ def _read_csv(path: Path, src, default_delimiter: str | None) -> Collected:
     notes = [] if encoding == "utf-8" else [f"read as {encoding} (not UTF-8)"]
     if src.header is None and not header:
         notes.append("no header row detected: columns are named column_0, column_1, ...")
-    options = dict(read_csv_options(delimiter, header))
+    text, dropped = _drop_ragged_records(text, delimiter, header)
+    if dropped:
+        notes.append(f"dropped {len(dropped)} rows with the wrong number of fields (first: line {dropped[0]})")
     try:
-        frame = pd.read_csv(io.StringIO(text), **options)
-        dropped: list[list[str]] = []
-    except pd.errors.ParserError:
-        # Some rows have the wrong number of fields: keep the good ones and count the rest.
-        dropped = []
-        options.update(engine="python", on_bad_lines=lambda fields: dropped.append(fields) and None)
-        try:
-            frame = pd.read_csv(io.StringIO(text), **options)
-        except (pd.errors.ParserError, csv.Error) as exc:
-            raise DataError(f"not a readable CSV file: {exc}", where=str(path)) from None
+        frame = pd.read_csv(io.StringIO(text), **read_csv_options(delimiter, header))
+    except (pd.errors.ParserError, csv.Error) as exc:
+        raise DataError(f"not a readable CSV file: {exc}", where=str(path)) from None
     except pd.errors.EmptyDataError:
         raise DataError("the file has no rows", where=str(path)) from None
-    if dropped:
-        notes.append(f"dropped {len(dropped)} rows with the wrong number of fields")
     if not header:
         frame.columns = [f"column_{i}" for i in range(frame.shape[1])]
     frame = _tidy(frame)
     detected = {"header": header, "delimiter": delimiter, "encoding": encoding}
     return Collected(frame, str(path), notes=notes, dropped_lines=len(dropped), options=detected)
+
+
+def _drop_ragged_records(text: str, delimiter: str, header: bool) -> tuple[str, list[int]]:
+    """Text without the records whose field count differs from the header's (or the usual one).
+
+    pandas raises on long rows but silently pads short ones, which would train on shifted values.
+    Returns the cleaned text and the line numbers of the dropped records.
+    """
+    reader = csv.reader(io.StringIO(text), delimiter=delimiter, skipinitialspace=True)
+    records, lines = [], []
+    try:
+        for record in reader:
+            if any(field.strip() for field in record):
+                records.append(record)
+                lines.append(reader.line_num)
+    except csv.Error:
+        return text, []  # let pandas report what it cannot read
+    if not records:
+        return text, []
+    widths = [len(r) for r in records]
+    expected = widths[0] if header else max(set(widths), key=widths.count)
+    bad = [i for i, width in enumerate(widths) if width != expected]
+    if not bad:
+        return text, []
+    out = io.StringIO()
+    writer = csv.writer(out, delimiter=delimiter, lineterminator="\n")
+    skip = set(bad)
+    writer.writerows(r for i, r in enumerate(records) if i not in skip)
+    return out.getvalue(), [lines[i] for i in bad]
 
 
 def read_csv_options(delimiter: str, header: bool) -> dict:

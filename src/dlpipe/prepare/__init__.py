@@ -47,10 +47,12 @@ def infer_types(frame: pd.DataFrame, target: str, spec, reserved: dict[str, str]
         override = spec.feature_spec(name)
         if name in reserved:
             types[name] = ("ignore", reserved[name])
-        elif override is not None and override.type is not None:
-            types[name] = (override.type, "set in the pipeline file")
         else:
-            types[name] = features.infer_column(frame[name])
+            inferred, reason = features.infer_column(frame[name])
+            if override is None or override.type is None or override.type == inferred:
+                types[name] = (inferred, reason)
+            else:
+                types[name] = (override.type, f"set in the pipeline file (inferred {inferred}: {reason})")
     unknown = [c for c in spec.features if c not in frame.columns]
     if unknown:
         import difflib
