@@ -12,7 +12,7 @@ from dlpipe.errors import ResumeError
 from dlpipe.evaluate import to_tensors
 from dlpipe.model import Head, Net
 from dlpipe.pipeline import Pipeline
-from dlpipe.train import Batches, fit, lr_schedule, seed_everything
+from dlpipe.train import Batches, batch_indices, fit, lr_schedule, seed_everything
 
 
 class Crash(Exception):
@@ -112,3 +112,19 @@ def test_lr_schedule_warms_up_then_decays_to_zero():
     assert lrs[0] < lrs[9] == pytest.approx(1e-3)
     assert all(a >= b for a, b in itertools.pairwise(lrs[10:]))
     assert lrs[-1] < 1e-6
+
+
+def test_batches_cover_every_row_and_never_leave_one_alone():
+    for rows, size in [(10, 3), (9, 4), (5, 8), (129, 128)]:
+        batches = batch_indices(rows, size, torch.Generator().manual_seed(0))
+        assert sorted(torch.cat(batches).tolist()) == list(range(rows))
+        assert all(len(b) > 1 for b in batches)
+
+
+def test_batch_size_one_with_batch_norm_is_a_config_error():
+    from dlpipe.errors import ConfigError
+    from dlpipe.spec import validate_spec
+
+    with pytest.raises(ConfigError, match="batch_size"):
+        validate_spec(tiny_config(training={"batch_size": 1}))
+    assert validate_spec(tiny_config(training={"batch_size": 1}, model={"norm": "layer"}))

@@ -3,6 +3,7 @@
 `Pipeline` and `load_model` are loaded on first use, so importing dlpipe (and `dlpipe --help`)
 does not import torch.
 """
+
 from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any

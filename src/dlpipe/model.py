@@ -79,14 +79,12 @@ class Head:
 
     def loss(self, logits: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
         """Mean over the ensemble members of each member's loss; logits are (batch, members, outputs)."""
-        members = logits.shape[1]
-        y = y.repeat_interleave(members)
-        logits = logits.flatten(0, 1)
-        if self.kind == "binary":
-            return F.binary_cross_entropy_with_logits(logits[:, 0], y)
         if self.kind == "multiclass":
-            return F.cross_entropy(logits, y)
-        return F.mse_loss(logits[:, 0], y)
+            return F.cross_entropy(logits.flatten(0, 1), y.repeat_interleave(logits.shape[1]))
+        target = y[:, None].expand(-1, logits.shape[1])
+        if self.kind == "binary":
+            return F.binary_cross_entropy_with_logits(logits[..., 0], target)
+        return F.mse_loss(logits[..., 0], target)
 
     def output(self, logits: torch.Tensor) -> torch.Tensor:
         """Class probabilities (rows sum to 1) or standardised values, averaged over the members."""

@@ -218,7 +218,6 @@ def _write_json(path: Path, data: Any) -> None:
     tmp.replace(path)
 
 
-
 def _plain(value: Any) -> Any:
     if isinstance(value, np.generic):
         return value.item()

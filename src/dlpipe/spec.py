@@ -194,6 +194,15 @@ class PipelineSpec(_Strict):
     model: ModelSpec = Field(default_factory=ModelSpec)
     training: Training = Field(default_factory=Training)
 
+    @model_validator(mode="after")
+    def _batch_norm_needs_two_rows(self) -> PipelineSpec:
+        if self.model.norm == "batch" and self.training.batch_size == 1:
+            raise ValueError(
+                "training.batch_size: batch norm needs at least 2 rows per batch; received 1 "
+                "(use a larger batch, or model.norm: layer)"
+            )
+        return self
+
     def feature_spec(self, column: str) -> FeatureSpec | None:
         """The user's override for a column, with `ignore` as a FeatureSpec."""
         value = self.features.get(column)

@@ -102,8 +102,20 @@ def _decode(raw: bytes, encoding: str | None, path: Path) -> tuple[str, str]:
     return raw.decode("latin-1"), "latin-1"  # unreachable: latin-1 decodes any byte
 
 
-STRUCTURED_ENCODINGS = ("utf16", "utf32", "gb18030", "gb2312", "gbk", "big5", "shiftjis", "cp932", "eucjp",
-                        "euckr", "cp949", "iso2022")
+STRUCTURED_ENCODINGS = (
+    "utf16",
+    "utf32",
+    "gb18030",
+    "gb2312",
+    "gbk",
+    "big5",
+    "shiftjis",
+    "cp932",
+    "eucjp",
+    "euckr",
+    "cp949",
+    "iso2022",
+)
 
 
 def _structured(encoding: str) -> bool:

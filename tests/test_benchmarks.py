@@ -1,0 +1,29 @@
+"""The benchmark scripts run (their figures are reports, not assertions on speed)."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+
+import pytest
+
+from conftest import ROOT
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(
+    ("script", "expected"),
+    [("train_overhead.py", "ratio dlpipe / hand-written"), ("defaults.py", "wine")],
+)
+def test_benchmark_runs(script, expected):
+    result = subprocess.run(
+        [sys.executable, str(ROOT / "benchmarks" / script), "--quick"],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env={**os.environ, "OMP_NUM_THREADS": "1"},
+    )
+    assert result.returncode == 0, result.stderr
+    assert expected in result.stdout
+    assert "no result" not in result.stdout
