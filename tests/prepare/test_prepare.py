@@ -119,3 +119,22 @@ def test_unknown_feature_override_is_named():
     )
     with pytest.raises(DataError, match="palnn"):
         prepare(spec, Collected(table(), "t"))
+
+
+def test_separate_test_file_is_the_test_split(tmp_path):
+    train, test = table(300, seed=0), table(80, seed=1)
+    path = tmp_path / "test.csv"
+    test.to_csv(path, index=False)
+    spec = validate_spec(
+        {
+            "name": "t",
+            "problem": {"task": "classification", "target": "y"},
+            "data": {"source": "x.csv", "test": str(path)},
+        }
+    )
+    from dlpipe.collect import collect
+
+    prepared = prepare(spec, Collected(train, "train frame"), None, collect(spec.data.test))
+    assert len(prepared.splits["test"]) == 80
+    assert len(prepared.splits["train"]) + len(prepared.splits["validation"]) == 300
+    np.testing.assert_allclose(prepared.splits["test"].frame["x"].to_numpy(), test["x"].to_numpy())

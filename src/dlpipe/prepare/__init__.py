@@ -101,7 +101,7 @@ def prepare(spec, source: Collected, validation: Collected | None = None, test: 
     frames = {name: frame.iloc[index[name]].reset_index(drop=True) for name in SPLITS}
     for name, extra in parts.items():
         if extra is not None:
-            frames[name], lost = _drop_unusable_target(_aligned(extra, frame, target, name), target, problem.task)
+            frames[name], lost = _drop_unusable_target(_separate_frame(extra, target, name), target, problem.task)
             if lost:
                 dropped_rows.append({"reason": "missing or unusable target", "count": lost, "split": name})
     for name in SPLITS:
@@ -162,8 +162,8 @@ def _drop_unusable_target(frame: pd.DataFrame, target: str, task: str) -> tuple[
     return frame[ok.to_numpy()].reset_index(drop=True), int((~ok).sum())
 
 
-def _aligned(extra: Collected, source: pd.DataFrame, target: str, name: str) -> pd.DataFrame:
-    """A separate validation/test file, with the source's column names when it has no header."""
+def _separate_frame(extra: Collected, target: str, name: str) -> pd.DataFrame:
+    """The table of a separate validation/test source, which must hold the target column."""
     frame = extra.frame
     if target not in frame.columns:
         raise DataError(f"the separate {name} data has no target column {target!r}", where=f"data.{name}")
