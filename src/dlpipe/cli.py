@@ -36,26 +36,14 @@ def cmd_init(args: argparse.Namespace) -> int:
 def cmd_validate(args: argparse.Namespace) -> int:
     """Check the file and the data's columns without training."""
     from dlpipe.console import out
-    from dlpipe.pipeline import Pipeline
+    from dlpipe.pipeline import Pipeline, summarise
 
     prepared = Pipeline.from_yaml(args.pipeline).prepare()
-    profile = prepared.profile
     out.print(f"[green]valid[/]: {args.pipeline}")
-    out.print(
-        f"  task: {profile['task']}, target {prepared.preprocessor.target!r}, metric {prepared.spec.problem.metric}"
-    )
-    out.print(
-        f"  rows: {profile['rows']}; splits ({profile['splits']['method']}): "
-        + ", ".join(f"{k} {profile['splits'][k]}" for k in ("train", "validation", "test"))
-    )
+    for line in summarise(prepared):
+        out.print(f"  {line}", soft_wrap=True)
     for column in prepared.preprocessor.columns:
-        out.print(f"  {column.name}: {column.type} ({column.reason})")
-    for dropped in profile["dropped"]["columns"]:
-        out.print(f"  {dropped['name']}: ignored ({dropped['reason']})")
-    for rows in profile["dropped"]["rows"]:
-        out.print(f"  dropped {rows['count']} rows ({rows['split']}): {rows['reason']}")
-    for note in profile["notes"]:
-        out.print(f"  note: {note}")
+        out.print(f"  {column.name}: {column.type} ({column.reason})", soft_wrap=True)
     return 0
 
 

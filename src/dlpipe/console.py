@@ -26,6 +26,10 @@ class ProgressReporter:
         if not self.quiet:
             console.print(f"[bold]{name}[/bold]")
 
+    def info(self, text: str) -> None:
+        if not self.quiet:
+            console.print(f"  {text}", soft_wrap=True)
+
     def epoch(self, record: dict[str, Any], epochs: int) -> None:
         if self.quiet:
             return

@@ -26,11 +26,15 @@ class Reporter(Protocol):
     """What the pipeline tells whoever watches it (the CLI draws progress bars from this)."""
 
     def stage(self, name: str) -> None: ...
+    def info(self, text: str) -> None: ...
     def epoch(self, record: dict[str, Any], epochs: int) -> None: ...
 
 
 class Silent:
     def stage(self, name: str) -> None:
+        pass
+
+    def info(self, text: str) -> None:
         pass
 
     def epoch(self, record: dict[str, Any], epochs: int) -> None:
@@ -120,6 +124,8 @@ class Pipeline:
 
         prepared = prepare(self.spec, *collected)
         lap("prepare")
+        for line in summarise(prepared):
+            reporter.info(line)
         resolved = prepared.spec
         fingerprint = _fingerprint(resolved, prepared)
         folder = _run_folder(Path(run_dir), resolved.name, resume, fingerprint)
@@ -165,6 +171,23 @@ class Pipeline:
         _write_json(folder / "metrics.json", metrics)  # written last: its presence marks a finished run
         (folder / "checkpoint.safetensors").unlink(missing_ok=True)
         return RunResult(folder, metrics, seconds)
+
+
+def summarise(prepared) -> list[str]:
+    """What preparation decided, in a few lines for the terminal (profile.json has it all)."""
+    profile, pre = prepared.profile, prepared.preprocessor
+    splits = profile["splits"]
+    kinds: dict[str, int] = {}
+    for column in pre.columns:
+        kinds[column.type] = kinds.get(column.type, 0) + 1
+    lines = [
+        f"{profile['rows']} rows, {profile['task']}, target {pre.target!r}, metric {prepared.spec.problem.metric}",
+        f"split ({splits['method']}): " + ", ".join(f"{k} {splits[k]}" for k in ("train", "validation", "test")),
+        "features: " + ", ".join(f"{n} {k}" for k, n in kinds.items()),
+    ]
+    lines += [f"ignored {d['name']!r}: {d['reason']}" for d in profile["dropped"]["columns"]]
+    lines += [f"dropped {d['count']} rows ({d['split']}): {d['reason']}" for d in profile["dropped"]["rows"]]
+    return lines + [f"note: {n}" for n in profile["notes"]]
 
 
 def _fingerprint(spec: PipelineSpec, prepared) -> str:
