@@ -10,7 +10,7 @@ import pytest
 
 from conftest import tiny_config
 from dlpipe.errors import ArtifactError, DataError
-from dlpipe.package import load_model
+from dlpipe.package import load_model, manifest_digest
 from dlpipe.pipeline import Pipeline
 
 
@@ -65,8 +65,38 @@ def test_a_manifest_naming_files_outside_is_refused(run, tmp_path):
     folder = copy_model(run, tmp_path)
     manifest = json.loads((folder / "model.json").read_text())
     manifest["files"]["../secret"] = "0" * 64
+    manifest["manifest_sha256"] = manifest_digest(manifest)  # a crafted file, digest recomputed
     (folder / "model.json").write_text(json.dumps(manifest))
     with pytest.raises(ArtifactError, match="outside"):
+        load_model(folder)
+
+
+def test_an_edited_manifest_is_refused(run, tmp_path):
+    folder = copy_model(run, tmp_path)
+    manifest = json.loads((folder / "model.json").read_text())
+    manifest["preprocessor"]["target_state"]["classes"].reverse()  # would silently swap every label
+    (folder / "model.json").write_text(json.dumps(manifest))
+    with pytest.raises(ArtifactError, match="manifest_sha256"):
+        load_model(folder)
+
+
+@pytest.mark.parametrize(
+    "damage",
+    [
+        lambda m: m.pop("preprocessor"),
+        lambda m: m.update(head="weird"),
+        lambda m: m["pipeline"]["model"].update(hidden="many"),
+        lambda m: m.update(format_version="2"),
+        lambda m: m["preprocessor"]["columns"][0].update(type="nonsense"),
+    ],
+)
+def test_a_damaged_manifest_is_an_artifact_error(run, tmp_path, damage):
+    folder = copy_model(run, tmp_path)
+    manifest = json.loads((folder / "model.json").read_text())
+    damage(manifest)
+    manifest["manifest_sha256"] = manifest_digest(manifest)
+    (folder / "model.json").write_text(json.dumps(manifest))
+    with pytest.raises(ArtifactError):
         load_model(folder)
 
 

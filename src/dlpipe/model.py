@@ -63,8 +63,12 @@ class Net(nn.Module):
 class Head:
     """The loss and the output transform of one kind of target."""
 
+    KINDS = ("binary", "multiclass", "regression")
+
     def __init__(self, kind: str) -> None:
-        self.kind = kind  # "binary" | "multiclass" | "regression"
+        if kind not in self.KINDS:
+            raise ValueError(f"unknown head {kind!r}; expected one of {self.KINDS}")
+        self.kind = kind
 
     @classmethod
     def for_preprocessor(cls, preprocessor: Preprocessor) -> Head:

@@ -20,7 +20,7 @@ import numpy as np
 import pandas as pd
 
 from dlpipe import __version__
-from dlpipe.errors import ArtifactError, DataError
+from dlpipe.errors import ArtifactError, ConfigError, DataError
 from dlpipe.prepare.preprocessor import Preprocessor
 
 FORMAT = "dlpipe-model"
@@ -84,17 +84,32 @@ def save_model(
             "versions": library_versions(),
             "files": {name: sha256(tmp / name) for name in (WEIGHTS, REFERENCE)},
         }
-        (tmp / MANIFEST).write_text(json.dumps(strict_json(manifest), indent=2, allow_nan=False, default=_json_default))
+        manifest = strict_json(manifest)
+        manifest["manifest_sha256"] = manifest_digest(manifest)
+        (tmp / MANIFEST).write_text(json.dumps(manifest, indent=2, allow_nan=False, default=_json_default))
         tmp.chmod(0o755)  # mkdtemp makes it private; a model folder is meant to be shared
         for file in tmp.iterdir():
             file.chmod(0o644)
+        old = folder.with_name(f".{folder.name}-replaced-{os.getpid()}")
         if folder.exists():
-            shutil.rmtree(folder)
+            os.replace(folder, old)  # set aside, not deleted, until the new folder is in place
         os.replace(tmp, folder)
+        shutil.rmtree(old, ignore_errors=True)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
     return folder
+
+
+def manifest_digest(manifest: dict[str, Any]) -> str:
+    """sha256 of the manifest's canonical JSON without its own digest: model.json is checked too."""
+    body = {k: v for k, v in manifest.items() if k != "manifest_sha256"}
+    canonical = json.dumps(body, sort_keys=True, separators=(",", ":"), allow_nan=False, default=_json_default)
+    return hashlib.sha256(canonical.encode()).hexdigest()
+
+
+def _refuse_constant(name: str) -> float:
+    raise ValueError(f"{name} is not valid JSON")
 
 
 def strict_json(value: Any) -> Any:
@@ -129,12 +144,23 @@ def find_model_folder(path: str | Path) -> Path:
 def read_manifest(folder: Path) -> dict[str, Any]:
     """model.json, with every listed file present, inside the folder, and matching its sha256."""
     try:
-        manifest = json.loads((folder / MANIFEST).read_text())
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        manifest = json.loads((folder / MANIFEST).read_text(), parse_constant=_refuse_constant)
+    except (OSError, UnicodeDecodeError, ValueError) as exc:
         raise ArtifactError(f"{MANIFEST} is unreadable: {exc}", where=str(folder)) from None
-    if manifest.get("format") != FORMAT or not isinstance(manifest.get("files"), dict):
+    if (
+        not isinstance(manifest, dict)
+        or manifest.get("format") != FORMAT
+        or not isinstance(manifest.get("files"), dict)
+        or not isinstance(manifest.get("format_version"), int)
+    ):
         raise ArtifactError(f"{MANIFEST} is not a dlpipe model manifest", where=str(folder))
-    if manifest.get("format_version", 0) > FORMAT_VERSION:
+    if manifest.get("manifest_sha256") != manifest_digest(manifest):
+        raise ArtifactError(
+            f"{MANIFEST} does not match its manifest_sha256: the file was changed or damaged",
+            where=str(folder),
+            fix="use an intact copy of the model",
+        )
+    if manifest["format_version"] > FORMAT_VERSION:
         raise ArtifactError(
             f"model format {manifest['format_version']} is newer than this dlpipe reads ({FORMAT_VERSION})",
             where=str(folder),
@@ -209,5 +235,11 @@ class Model:
 
 def load_model(path: str | Path) -> Model:
     """Load a model or run folder after checking every file's hash."""
+    from pydantic import ValidationError
+
     folder = find_model_folder(path)
-    return Model(folder, read_manifest(folder))
+    manifest = read_manifest(folder)
+    try:
+        return Model(folder, manifest)
+    except (KeyError, TypeError, ValueError, IndexError, AttributeError, ValidationError, ConfigError) as exc:
+        raise ArtifactError(f"{MANIFEST} does not describe a usable model: {exc!r}"[:300], where=str(folder)) from None

@@ -129,7 +129,7 @@ class Pipeline:
         resolved = prepared.spec
         fingerprint = _fingerprint(resolved, prepared)
         folder = _run_folder(Path(run_dir), resolved.name, resume, fingerprint)
-        (folder / "pipeline.yaml").write_text(resolved.to_yaml())
+        _write_text(folder / "pipeline.yaml", resolved.to_yaml())
         _write_json(folder / "profile.json", prepared.profile)
 
         from dlpipe.evaluate import evaluate_splits
@@ -202,22 +202,28 @@ def _fingerprint(spec: PipelineSpec, prepared) -> str:
 
 
 def _run_folder(root: Path, name: str, resume: bool, fingerprint: str) -> Path:
+    """A new run folder, or with `resume` the newest unfinished run of this same config and data."""
     base = root / name
-    if resume:
-        unfinished = sorted(
-            (
-                p
-                for p in base.glob("*")
-                if (p / "checkpoint.safetensors").exists() and not (p / "metrics.json").exists()
-            ),
-            key=lambda p: p.name,
+    if not resume:
+        folder = base / f"{datetime.now():%Y%m%d-%H%M%S}-{secrets.token_hex(2)}"
+        folder.mkdir(parents=True)
+        return folder
+    from dlpipe.train import CHECKPOINT, checkpoint_fingerprint
+
+    unfinished = sorted(
+        (p for p in base.glob("*") if (p / CHECKPOINT).exists() and not (p / "metrics.json").exists()),
+        key=lambda p: p.name,
+    )
+    matching = [p for p in unfinished if checkpoint_fingerprint(p / CHECKPOINT) == fingerprint]
+    if matching:
+        return matching[-1]
+    if unfinished:
+        raise ResumeError(
+            f"{len(unfinished)} unfinished run(s) of {name!r}, none written by this pipeline file and data",
+            where=str(base),
+            fix="resume with the pipeline file and data the run started with, or run without --resume",
         )
-        if not unfinished:
-            raise ResumeError(f"no unfinished run of {name!r} to resume", where=str(base), fix="run without --resume")
-        return unfinished[-1]
-    folder = base / f"{datetime.now():%Y%m%d-%H%M%S}-{secrets.token_hex(2)}"
-    folder.mkdir(parents=True)
-    return folder
+    raise ResumeError(f"no unfinished run of {name!r} to resume", where=str(base), fix="run without --resume")
 
 
 def _reference(prepared, sample: dict[str, Any], rows: int) -> pd.DataFrame:
@@ -232,13 +238,18 @@ def _reference(prepared, sample: dict[str, Any], rows: int) -> pd.DataFrame:
     return frame.head(rows)
 
 
+def _write_text(path: Path, text: str) -> None:
+    """Write beside, then rename over: a crash leaves the old file or the new, never half of one."""
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(text)
+    tmp.replace(path)
+
+
 def _write_json(path: Path, data: Any) -> None:
     """Strict JSON (an undefined metric, NaN, becomes null), replaced atomically."""
-    tmp = path.with_suffix(".tmp")
     from dlpipe.package import strict_json
 
-    tmp.write_text(json.dumps(strict_json(data), indent=2, default=_plain, allow_nan=False))
-    tmp.replace(path)
+    _write_text(path, json.dumps(strict_json(data), indent=2, default=_plain, allow_nan=False))
 
 
 def _plain(value: Any) -> Any:

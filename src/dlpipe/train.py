@@ -125,7 +125,7 @@ def fit(
         loss, state.step = train_epoch(model, head, optimizer, lr_at, train, cfg.batch_size, generator, state.step)
         value, val_loss = score(model)
         # ties on the metric (common for accuracy on a small validation set) go to the lower loss
-        improved = better(value, state.best_score) or (value == state.best_score and val_loss < state.best_loss)
+        improved = _improved(value, val_loss, state, better)
         if improved:
             state.best_epoch, state.best_score, state.best_loss, state.bad_epochs = epoch, value, val_loss, 0
             best = {k: v.detach().clone() for k, v in model.state_dict().items()}
@@ -151,6 +151,14 @@ def fit(
     if best is not None:
         model.load_state_dict(best)
     return state
+
+
+def _improved(value: float, loss: float, state: TrainState, better: Callable[[float, float], bool]) -> bool:
+    """Better on the metric; ties (common for accuracy on a small validation set) and an undefined
+    metric (ROC AUC on a one-class validation set) go to the lower validation loss."""
+    if math.isnan(value) or value == state.best_score:
+        return loss < state.best_loss
+    return better(value, state.best_score)
 
 
 def param_groups(model: torch.nn.Module, weight_decay: float) -> list[dict[str, Any]]:
@@ -180,7 +188,9 @@ def save_checkpoint(path: Path, model, optimizer, state: TrainState, best: dict 
     for i, slots in opt["state"].items():
         tensors |= {f"opt.{i}.{k}": torch.as_tensor(v).contiguous() for k, v in slots.items()}
     groups = [{k: list(v) if isinstance(v, tuple) else v for k, v in g.items()} for g in opt["param_groups"]]
-    meta = {"state": json.dumps(state.__dict__), "param_groups": json.dumps(groups)}
+    from dlpipe.package import strict_json
+
+    meta = {"state": json.dumps(strict_json(state.__dict__), allow_nan=False), "param_groups": json.dumps(groups)}
     tmp = path.with_suffix(".tmp")
     save_file(tensors, str(tmp), metadata=meta)
     os.replace(tmp, path)
@@ -192,10 +202,13 @@ def load_checkpoint(path: Path | None, model, optimizer, fingerprint: str) -> tu
         raise ResumeError("no checkpoint to resume from", where=str(path), fix="run without --resume")
     from safetensors import safe_open
 
-    with safe_open(str(path), framework="pt") as f:
-        meta = f.metadata()
-    tensors = load_file(str(path))
-    state = TrainState(**json.loads(meta["state"]))
+    try:
+        with safe_open(str(path), framework="pt") as f:
+            meta = f.metadata()
+        tensors = load_file(str(path))
+        state = TrainState(**_nan_back(json.loads(meta["state"])))
+    except Exception as exc:  # a truncated or foreign file: safetensors, JSON and key errors alike
+        raise ResumeError(f"the checkpoint is unreadable: {exc}", where=str(path), fix="start a new run") from None
     if fingerprint and state.fingerprint != fingerprint:
         raise ResumeError(
             "the checkpoint was written by a different pipeline or data",
@@ -211,6 +224,26 @@ def load_checkpoint(path: Path | None, model, optimizer, fingerprint: str) -> tu
     optimizer.load_state_dict({"state": opt_state, "param_groups": json.loads(meta["param_groups"])})
     best = {k[5:]: v for k, v in tensors.items() if k.startswith("best.")} or None
     return state, best
+
+
+def _nan_back(state: dict[str, Any]) -> dict[str, Any]:
+    """Strict JSON stored an undefined best score as null; the loop compares it as NaN."""
+    if state.get("best_score") is None:
+        state["best_score"] = math.nan
+    if state.get("best_loss") is None:
+        state["best_loss"] = math.inf
+    return state
+
+
+def checkpoint_fingerprint(path: Path) -> str | None:
+    """The fingerprint a checkpoint was written with, or None when it cannot be read."""
+    from safetensors import safe_open
+
+    try:
+        with safe_open(str(path), framework="pt") as f:
+            return json.loads(f.metadata()["state"]).get("fingerprint")
+    except Exception:
+        return None
 
 
 def seed_everything(seed: int) -> None:
@@ -243,9 +276,16 @@ def train_model(prepared, folder: Path, *, resume: bool, fingerprint: str, repor
         loss = float(head.loss(torch.from_numpy(output).float(), validation.y))
         return round(metric.fn(y_true, decode(head.output(torch.from_numpy(output)).numpy())), 6), loss
 
+    from dlpipe.package import strict_json
+
+    history = folder / "history.jsonl"
+    history.write_text("")  # a resumed run rewrites the epochs its checkpoint holds, then appends
+
     def on_epoch(record: dict[str, Any], state: TrainState) -> None:
-        lines = (json.dumps({**r, "metric": metric.name}) for r in state.history)
-        (folder / "history.jsonl").write_text("\n".join(lines) + "\n")
+        records = state.history if history.stat().st_size == 0 else [record]
+        with history.open("a") as f:
+            for r in records:
+                f.write(json.dumps(strict_json({**r, "metric": metric.name}), allow_nan=False) + "\n")
         reporter.epoch(record, cfg.epochs)
 
     state = fit(
