@@ -31,7 +31,8 @@ def fit_baseline(prepared) -> dict[str, Any] | None:
     train, test = prepared.splits["train"], prepared.splits["test"]
     if not set(train.inputs) <= set(TABULAR):
         return None
-    rows = slice(0, MAX_ROWS)
+    # a seeded sample, not the first rows: files are often sorted (by target, by time)
+    rows = np.sort(np.random.default_rng(0).permutation(len(train.y))[:MAX_ROWS])
     encoder = None
     if "category" in train.inputs:
         encoder = OneHotEncoder(handle_unknown="ignore", sparse_output=False).fit(train.inputs["category"][rows])
@@ -43,6 +44,8 @@ def fit_baseline(prepared) -> dict[str, Any] | None:
         model = RidgeCV(alphas=np.logspace(-3, 3, 13)).fit(x_train, train.y[rows])
         output = decode(model.predict(x_test))
         name = "RidgeCV"
+    elif len(np.unique(train.y[rows])) < 2:
+        return None
     else:
         model = LogisticRegression(max_iter=2000).fit(x_train, train.y[rows])
         proba = np.zeros((len(x_test), len(prepared.preprocessor.classes)))

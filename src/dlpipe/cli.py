@@ -35,20 +35,24 @@ def cmd_init(args: argparse.Namespace) -> int:
 
 def cmd_validate(args: argparse.Namespace) -> int:
     """Check the file and the data's columns without training."""
+    from rich.markup import escape
+
     from dlpipe.console import out
     from dlpipe.pipeline import Pipeline, summarise
 
     prepared = Pipeline.from_yaml(args.pipeline).prepare()
-    out.print(f"[green]valid[/]: {args.pipeline}")
+    out.print(f"[green]valid[/]: {escape(str(args.pipeline))}")
     for line in summarise(prepared):
-        out.print(f"  {line}", soft_wrap=True)
+        out.print(f"  {escape(line)}", soft_wrap=True)
     for column in prepared.preprocessor.columns:
-        out.print(f"  {column.name}: {column.type} ({column.reason})", soft_wrap=True)
+        out.print(escape(f"  {column.name}: {column.type} ({column.reason})"), soft_wrap=True)
     return 0
 
 
 def cmd_run(args: argparse.Namespace) -> int:
     """All stages: collect, prepare, train, evaluate, test, package. Exit 0 goal met, 3 goal missed."""
+    from rich.markup import escape
+
     from dlpipe.console import ProgressReporter, out, verdict
     from dlpipe.pipeline import Pipeline
 
@@ -58,7 +62,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     finally:
         reporter.close()
     verdict(result.metrics)
-    out.print(f"run folder: {result.folder}")
+    out.print(escape(f"run folder: {result.folder}"))
     return 0 if result.passed else EXIT_GOAL_MISSED
 
 
@@ -72,7 +76,14 @@ def cmd_predict(args: argparse.Namespace) -> int:
     if output.suffix.lower() not in (".csv", ".parquet"):
         raise ConfigError(f"cannot write {output.suffix!r} files", where=str(output), fix="use .csv or .parquet")
     loaded = load_model(args.model)
-    frame = collect(_data_source(Path(args.data), loaded)).frame
+    collected = collect(_data_source(Path(args.data), loaded))
+    frame = collected.frame
+    if collected.dropped_lines:
+        _echo(
+            f"warning: {collected.dropped_lines} malformed rows of {args.data} were skipped "
+            "(wrong number of fields); the output has one row per readable input row",
+            err=True,
+        )
     result = frame.join(loaded.predict(frame), rsuffix="_predicted")
     output.parent.mkdir(parents=True, exist_ok=True)
     tmp = output.with_name(output.name + ".tmp")
@@ -86,12 +97,14 @@ def cmd_predict(args: argparse.Namespace) -> int:
 
 
 def _data_source(data: Path, loaded):
-    """The file to predict on, read with the training source's CSV options (header, delimiter)."""
+    """The file to predict on. Its delimiter and encoding are sniffed on their own (a UTF-8 file must
+    not be read with a Latin-1 training file's encoding); a model trained on a file without a header
+    row reads one without a header too."""
     from dlpipe.spec import FileSource
 
-    source = loaded.manifest["pipeline"]["data"]["source"]
-    options = {k: source[k] for k in ("header", "delimiter", "encoding") if isinstance(source, dict) and k in source}
-    return FileSource(path=str(data), **options)
+    source = loaded.manifest["pipeline"].get("data", {}).get("source")
+    headerless = isinstance(source, dict) and source.get("header") is False
+    return FileSource(path=str(data), header=False if headerless else None)
 
 
 def cmd_schema(args: argparse.Namespace) -> int:
@@ -161,14 +174,20 @@ def main(argv: list[str] | None = None) -> None:
         _echo("interrupted", err=True)
         code = 130
     except Exception as exc:
-        if debug:
-            raise
         from dlpipe.console import error
         from dlpipe.errors import DlpipeError
 
+        if debug:
+            import traceback
+
+            traceback.print_exc()
         if isinstance(exc, DlpipeError):
             error(exc.render())
             code = exc.exit_code
+        elif isinstance(exc, OSError) and exc.filename:
+            # a path the user gave that cannot be read or written: their input, not our bug
+            error(f"{exc.filename}: {exc.strerror or exc}")
+            code = 2
         else:
             error(f"unexpected {type(exc).__name__}: {exc} (rerun with --debug for the traceback)")
             code = 1

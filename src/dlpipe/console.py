@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-import sys
 from typing import Any
 
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 from rich.table import Table
 
@@ -28,7 +28,7 @@ class ProgressReporter:
 
     def info(self, text: str) -> None:
         if not self.quiet:
-            console.print(f"  {text}", soft_wrap=True)
+            console.print(f"  {escape(text)}", soft_wrap=True)
 
     def epoch(self, record: dict[str, Any], epochs: int) -> None:
         if self.quiet:
@@ -85,13 +85,18 @@ def verdict(metrics: dict[str, Any]) -> None:
         out.print(f"trained {metrics['epochs_run']} epochs; kept the weights of epoch {metrics['best_epoch']}")
     if baseline:
         out.print(f"baseline: {baseline['name']} fitted on the same training split")
+    if metrics.get("unscored_test_rows"):
+        out.print(
+            f"[yellow]note[/]: {metrics['unscored_test_rows']} test rows have classes the training split never "
+            "saw; no model can predict them, and they are not in these scores"
+        )
     if not goal["checks"]:
         out.print("[yellow]NO GOAL SET[/]: add problem.goal to check the model against success criteria")
     elif goal["passed"]:
         out.print("[bold green]PASS[/]: the model meets the goal on the test set")
     else:
         failed = ", ".join(c["metric"] for c in goal["checks"] if not c["passed"])
-        out.print(f"[bold red]FAIL[/]: the model misses the goal on the test set ({failed})")
+        out.print(f"[bold red]FAIL[/]: the model misses the goal on the test set ({escape(failed)})")
 
 
 def _fmt(value: float | None) -> str:
@@ -99,8 +104,4 @@ def _fmt(value: float | None) -> str:
 
 
 def error(message: str) -> None:
-    console.print(f"[bold red]error[/]: {message}", soft_wrap=True)
-
-
-def is_interactive() -> bool:
-    return sys.stderr.isatty()
+    console.print(f"[bold red]error[/]: {escape(message)}", soft_wrap=True)

@@ -88,7 +88,7 @@ def evaluate_splits(net, head: Head, prepared, sample_rows: int = 2000) -> dict[
         output = decode(predict_outputs(net, head, to_tensors(prepared.splits[name].inputs)))
         results[name] = {"metrics": score(task, y, output), "details": details(task, y, output, classes)}
     train = prepared.splits["train"]
-    rows = np.arange(min(sample_rows, len(train)))
+    rows = np.sort(np.random.default_rng(0).permutation(len(train))[:sample_rows])  # files are often sorted
     _, decode = split_targets(prepared, "train")
     output = decode(predict_outputs(net, head, to_tensors({k: v[rows] for k, v in train.inputs.items()})))
     sample: dict[str, Any] = {"frame": train.frame.iloc[rows].reset_index(drop=True)}

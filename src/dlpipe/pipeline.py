@@ -19,6 +19,7 @@ import pandas as pd
 
 from dlpipe.collect import Collected, collect
 from dlpipe.errors import ResumeError
+from dlpipe.prepare import UNSEEN_CLASS
 from dlpipe.spec import PipelineSpec, load_spec, validate_spec
 
 
@@ -150,6 +151,11 @@ class Pipeline:
             "goal": check_goal(resolved.problem.goal, results["test"]["metrics"]),
             "metric": resolved.problem.metric,
             "baseline": baseline or {},
+            "unscored_test_rows": sum(
+                d["count"]
+                for d in prepared.profile["dropped"]["rows"]
+                if d["split"] == "test" and d["reason"] == UNSEEN_CLASS
+            ),
             "best_epoch": state.best_epoch + 1,
             "epochs_run": state.epoch,
             "details": {name: results[name]["details"] for name in ("validation", "test")},

@@ -26,7 +26,7 @@ def frame():
 def split(method, **kw):
     f = frame()
     labels = f["y"].to_numpy() if method == "stratified" else None
-    idx, _ = split_rows(f, method=method, validation=0.15, test=0.15, seed=7, labels=labels, **kw)
+    idx, *_ = split_rows(f, method=method, validation=0.15, test=0.15, seed=7, labels=labels, **kw)
     return f, idx
 
 
@@ -69,7 +69,7 @@ def test_time_split_puts_the_newest_rows_in_test():
 
 def test_column_split_uses_the_given_labels():
     f = pd.DataFrame({"split": ["train", "TRAIN", "valid", "test", " test "], "x": range(5)})
-    idx, _ = split_rows(f, method="column", validation=0.1, test=0.1, seed=0, column="split")
+    idx, *_ = split_rows(f, method="column", validation=0.1, test=0.1, seed=0, column="split")
     assert idx["train"].tolist() == [0, 1] and idx["validation"].tolist() == [2] and idx["test"].tolist() == [3, 4]
 
 
@@ -82,3 +82,25 @@ def test_column_split_refuses_unknown_labels():
 def test_missing_split_column_is_named():
     with pytest.raises(DataError, match="nope"):
         split_rows(frame(), method="group", validation=0.1, test=0.1, seed=0, column="nope")
+
+
+def test_rows_without_a_split_label_are_counted_not_lost_silently():
+    f = pd.DataFrame({"split": ["train", None, "test", "", "validation"], "x": range(5)})
+    idx, _, unassigned = split_rows(f, method="column", validation=0.1, test=0.1, seed=0, column="split")
+    assert unassigned == 2 and sum(len(v) for v in idx.values()) == 3
+
+
+def test_time_split_keeps_a_timestamp_on_one_side_and_leaves_out_missing_times():
+    when = ["2020-01-01"] * 50 + ["2020-01-02"] * 50 + [None] * 10
+    f = pd.DataFrame({"when": when, "x": range(110)})
+    idx, notes, unassigned = split_rows(f, method="time", validation=0.2, test=0.3, seed=0, column="when")
+    assert unassigned == 10 and notes
+    days = {k: set(f["when"].iloc[v]) for k, v in idx.items() if len(v)}
+    assert all(len(days[a] & days[b]) == 0 for a in days for b in days if a != b)
+    assert sum(len(v) for v in idx.values()) == 100
+
+
+def test_group_split_says_when_groups_cannot_meet_the_fractions():
+    f = pd.DataFrame({"group": ["big"] * 80 + [f"g{i}" for i in range(20)], "x": range(100)})
+    _, notes, _ = split_rows(f, method="group", validation=0.15, test=0.15, seed=0, column="group")
+    assert notes and "whole groups" in notes[0]

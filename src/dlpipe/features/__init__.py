@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 
+import numpy as np
 import pandas as pd
 
 from dlpipe.errors import ConfigError
@@ -29,6 +30,8 @@ def infer_column(column: pd.Series) -> tuple[str, str]:
     present = column.dropna()
     if present.empty:
         return "ignore", "every value is missing"
+    if present.map(lambda v: isinstance(v, list | dict | tuple | set | np.ndarray)).any():
+        return "ignore", "nested values (lists or objects): flatten them into columns to use them"
     distinct = present.nunique()
     if distinct == 1:
         return "ignore", f"constant: every value is {present.iloc[0]!r}"

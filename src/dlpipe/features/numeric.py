@@ -10,13 +10,16 @@ import pandas as pd
 from dlpipe.features.base import FeatureType
 
 QUANTILES = 101
+MAX_MAGNITUDE = 1e150  # beyond this, sums of squares overflow: treated as missing, like inf
+MIN_PARSED_SHARE = 0.5
 
 
 def to_numbers(column: pd.Series) -> pd.Series:
-    """Numbers as floats; anything that does not parse becomes NaN."""
+    """Numbers as floats; anything that does not parse, and infinities, become NaN."""
     if pd.api.types.is_bool_dtype(column):
         return column.astype(float)
-    return pd.to_numeric(column, errors="coerce").astype(float)
+    numbers = pd.to_numeric(column, errors="coerce").astype(float)
+    return numbers.where(np.isfinite(numbers) & (numbers.abs() < MAX_MAGNITUDE))
 
 
 def numeric_share(column: pd.Series) -> float:
@@ -42,6 +45,17 @@ class Numeric(FeatureType):
     def fit(self, column: pd.Series, spec) -> dict[str, Any]:
         x = to_numbers(column)
         present = x.dropna().to_numpy()
+        given = int(column.notna().sum())
+        if given and len(present) < MIN_PARSED_SHARE * given:
+            from dlpipe.errors import DataError
+
+            example = next(v for v in column.dropna() if pd.isna(pd.to_numeric(v, errors="coerce")))
+            raise DataError(
+                f"column {column.name!r} is numeric but {given - len(present)} of its {given} values are not "
+                f"numbers (e.g. {example!r})",
+                where=f"features.{column.name}",
+                fix="declare it `type: category`, or clean the column",
+            )
         missing = spec.missing if spec and spec.missing else "median"
         if present.size == 0:
             fill = 0.0
@@ -53,7 +67,7 @@ class Numeric(FeatureType):
             fill = float(pd.Series(present).mode().iloc[0])
         else:
             fill = float(np.median(present))
-        filled = x.fillna(fill).to_numpy()
+        filled = x.fillna(fill).to_numpy()  # finite: to_numbers drops infinities
         scale = spec.scale if spec and spec.scale else "standard"
         state: dict[str, Any] = {"fill": fill, "missing": missing, "scale": scale}
         if scale == "standard":

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -15,6 +15,8 @@ from dlpipe.prepare.preprocessor import Preprocessor
 from dlpipe.prepare.profile import column_profile, target_profile
 from dlpipe.prepare.split import SPLITS, split_rows
 from dlpipe.prepare.target import check_target, clean_labels, resolve_target
+
+UNSEEN_CLASS = "class not seen in the training split"
 
 
 @dataclass
@@ -35,7 +37,6 @@ class Prepared:
     splits: dict[str, SplitData]
     profile: dict[str, Any]
     spec: Any  # the resolved PipelineSpec
-    notes: list[str] = field(default_factory=list)
 
 
 def infer_types(frame: pd.DataFrame, target: str, spec, reserved: dict[str, str]) -> dict[str, tuple[str, str]]:
@@ -67,29 +68,63 @@ def infer_types(frame: pd.DataFrame, target: str, spec, reserved: dict[str, str]
 
 
 def prepare(spec, source: Collected, validation: Collected | None = None, test: Collected | None = None) -> Prepared:
-    """Turn collected tables into fitted preprocessing state and network-ready splits."""
+    """Turn collected tables into fitted preprocessing state and network-ready splits.
+
+    Only the training split decides anything: column types, preprocessing statistics, classes.
+    """
     from dlpipe.metrics import default_metric
 
     problem = spec.problem
-    frame = source.frame
-    target = resolve_target(frame, problem.target)
-    check_target(frame[target], problem.task, target)
-    split = spec.data.split
-    method = split.method or ("stratified" if problem.task == "classification" else "random")
-    reserved = {split.column: f"the split column ({method} split)"} if method in ("group", "column") else {}
-    types = infer_types(frame, target, spec, reserved)
+    target = resolve_target(source.frame, problem.target)
+    check_target(source.frame[target], problem.task, target)
+    method = spec.data.split.method or ("stratified" if problem.task == "classification" else "random")
+    dropped: list[dict[str, Any]] = []
+    frames, notes = _split_frames(spec, method, source, {"validation": validation, "test": test}, target, dropped)
+    check_target(frames["train"][target], problem.task, target)
 
-    dropped_rows: list[dict[str, Any]] = []
-    frame, lost = _drop_unusable_target(frame, target, problem.task)
+    column = spec.data.split.column
+    reserved = {column: f"the split column ({method} split)"} if method in ("group", "column") else {}
+    types = infer_types(frames["train"], target, spec, reserved)
+    preprocessor = Preprocessor.fit(frames["train"], problem.task, target, types, spec)
+    splits = _encode_splits(preprocessor, frames, dropped)
+
+    n_classes = len(preprocessor.classes or [])
+    resolved = _resolve(spec, target, method, default_metric(problem.task, n_classes), types, len(splits["train"]))
+    if source.dropped_lines:
+        dropped.append({"reason": "malformed lines in the file", "count": source.dropped_lines, "split": "source"})
+    kind = "" if problem.task == "regression" else " (binary)" if n_classes == 2 else " (multiclass)"
+    profile = {
+        "source": source.origin,
+        "rows": len(source.frame),
+        "columns": {name: column_profile(source.frame[name], *types[name]) for name in types},
+        "target": target_profile(frames["train"][target], problem.task),
+        "task": problem.task + kind,
+        "splits": {"method": method, **{name: len(s) for name, s in splits.items()}},
+        "dropped": {
+            "columns": [{"name": n, "reason": r} for n, (t, r) in types.items() if t == "ignore"],
+            "rows": dropped,
+        },
+        "notes": source.notes + notes,
+    }
+    return Prepared(preprocessor, splits, profile, resolved)
+
+
+def _split_frames(
+    spec,
+    method: str,
+    source: Collected,
+    separate: dict[str, Collected | None],
+    target: str,
+    dropped: list[dict[str, Any]],
+) -> tuple[dict[str, pd.DataFrame], list[str]]:
+    """Train/validation/test tables: split from the source, or taken from separate sources."""
+    task, split = spec.problem.task, spec.data.split
+    frame, lost = _drop_unusable_target(source.frame, target, task)
     if lost:
-        dropped_rows.append({"reason": f"missing or unusable target {target!r}", "count": lost, "split": "source"})
-
-    labels = None
-    if problem.task == "classification":
-        labels = pd.factorize(clean_labels(frame[target]), sort=True)[0]
-    parts = {"validation": validation, "test": test}
-    fractions = {k: (0.0 if parts[k] is not None else getattr(split, k)) for k in parts}
-    index, notes = split_rows(
+        dropped.append({"reason": f"missing or unusable target {target!r}", "count": lost, "split": "source"})
+    labels = pd.factorize(clean_labels(frame[target]), sort=True)[0] if task == "classification" else None
+    fractions = {k: (0.0 if separate[k] is not None else getattr(split, k)) for k in separate}
+    index, notes, unassigned = split_rows(
         frame,
         method=method,
         validation=fractions["validation"],
@@ -98,12 +133,16 @@ def prepare(spec, source: Collected, validation: Collected | None = None, test: 
         column=split.column,
         labels=labels,
     )
+    if unassigned:
+        dropped.append(
+            {"reason": f"no usable value in split column {split.column!r}", "count": unassigned, "split": "source"}
+        )
     frames = {name: frame.iloc[index[name]].reset_index(drop=True) for name in SPLITS}
-    for name, extra in parts.items():
+    for name, extra in separate.items():
         if extra is not None:
-            frames[name], lost = _drop_unusable_target(_separate_frame(extra, target, name), target, problem.task)
+            frames[name], lost = _drop_unusable_target(_separate_frame(extra, target, name), target, task)
             if lost:
-                dropped_rows.append({"reason": "missing or unusable target", "count": lost, "split": name})
+                dropped.append({"reason": "missing or unusable target", "count": lost, "split": name})
     for name in SPLITS:
         if len(frames[name]) == 0:
             raise DataError(
@@ -111,45 +150,21 @@ def prepare(spec, source: Collected, validation: Collected | None = None, test: 
                 where="data.split",
                 fix="add rows or change the split fractions",
             )
-    check_target(frames["train"][target], problem.task, target)
+    return frames, notes
 
-    preprocessor = Preprocessor.fit(frames["train"], problem.task, target, types, spec)
+
+def _encode_splits(
+    preprocessor: Preprocessor, frames: dict[str, pd.DataFrame], dropped: list[dict[str, Any]]
+) -> dict[str, SplitData]:
+    """Each split through the fitted preprocessor; rows whose class training never saw are counted."""
     splits = {}
     for name in SPLITS:
-        y, ok = preprocessor.encode_target(frames[name][target])
+        y, ok = preprocessor.encode_target(frames[name][preprocessor.target])
         if not ok.all():
-            dropped_rows.append(
-                {
-                    "reason": "class not seen in the training split",
-                    "count": int((~ok).sum()),
-                    "split": name,
-                }
-            )
+            dropped.append({"reason": UNSEEN_CLASS, "count": int((~ok).sum()), "split": name})
         kept = frames[name][ok].reset_index(drop=True)
         splits[name] = SplitData(preprocessor.transform(kept), y[ok], kept)
-
-    n_classes = len(preprocessor.classes or [])
-    resolved = _resolve(spec, target, method, default_metric(problem.task, n_classes), types, len(splits["train"]))
-    profile = {
-        "source": source.origin,
-        "rows": len(source.frame),
-        "columns": {name: column_profile(source.frame[name], *types[name]) for name in types},
-        "target": target_profile(frames["train"][target], problem.task),
-        "task": problem.task
-        + ("" if problem.task == "regression" else " (binary)" if n_classes == 2 else " (multiclass)"),
-        "splits": {"method": method, **{name: len(s) for name, s in splits.items()}},
-        "dropped": {
-            "columns": [{"name": n, "reason": r} for n, (t, r) in types.items() if t == "ignore"],
-            "rows": dropped_rows
-            + (
-                [{"reason": "malformed lines in the file", "count": source.dropped_lines, "split": "source"}]
-                if source.dropped_lines
-                else []
-            ),
-        },
-        "notes": source.notes + notes,
-    }
-    return Prepared(preprocessor, splits, profile, resolved, notes=source.notes + notes)
+    return splits
 
 
 def _drop_unusable_target(frame: pd.DataFrame, target: str, task: str) -> tuple[pd.DataFrame, int]:

@@ -12,14 +12,13 @@ from dlpipe.features.numeric import to_numbers
 
 def column_profile(column: pd.Series, kind: str, reason: str) -> dict[str, Any]:
     """Type, the reason for it, missing rate, and a summary that fits the type."""
-    out: dict[str, Any] = {
-        "type": kind,
-        "reason": reason,
-        "missing_rate": round(float(column.isna().mean()), 6),
-        "distinct": int(column.nunique(dropna=True)),
-    }
+    out: dict[str, Any] = {"type": kind, "reason": reason, "missing_rate": round(float(column.isna().mean()), 6)}
+    try:
+        out["distinct"] = int(column.nunique(dropna=True))
+    except TypeError:  # unhashable values (lists, objects) have no distinct count
+        return out
     if kind == "numeric":
-        x = to_numbers(column).dropna()
+        x = to_numbers(column).dropna()  # finite values only
         if len(x):
             out.update(min=float(x.min()), max=float(x.max()), mean=float(x.mean()), std=float(x.std(ddof=0)))
             counts, edges = np.histogram(x, bins=20)

@@ -30,29 +30,32 @@ def split_rows(
     seed: int,
     column: str | None = None,
     labels: np.ndarray | None = None,
-) -> tuple[dict[str, np.ndarray], list[str]]:
-    """Row positions per split, and notes. Fractions of 0 leave that split empty (a separate file fills it)."""
+) -> tuple[dict[str, np.ndarray], list[str], int]:
+    """Row positions per split, notes, and how many rows no split could take (no time or split value).
+
+    A fraction of 0 leaves that split empty (a separate file fills it).
+    """
     n = len(frame)
     rng = np.random.default_rng(seed)
-    notes: list[str] = []
     if method in ("group", "time", "column") and column not in frame.columns:
         raise DataError(f"split column {column!r} is not in the data", where="data.split.column")
     if method == "column":
-        return _by_column(frame[column]), notes
+        index = _by_column(frame[column])
+        return index, [], n - sum(len(v) for v in index.values())
     if method == "time":
-        order = _time_order(frame[column])
-        return _cut(order, validation, test), notes  # oldest train, newest test
+        return _by_time(frame[column], validation, test)
     if method == "group":
-        return _by_group(frame[column], validation, test, rng), notes
+        index = _by_group(frame[column], validation, test, rng)
+        return index, _fraction_notes(index, n, validation, test), 0
     if method == "stratified":
         if labels is None:
             raise DataError("stratified split needs a classification target", where="data.split.method")
         counts = np.bincount(labels)
-        if (counts[counts > 0] < 3).any():
-            notes.append("stratified split fell back to random: a class has fewer than 3 rows")
-        else:
-            return _stratified(labels, validation, test, rng), notes
-    return _cut(rng.permutation(n), validation, test), notes
+        if not (counts[counts > 0] < 3).any():
+            return _stratified(labels, validation, test, rng), [], 0
+        notes = ["stratified split fell back to random: a class has fewer than 3 rows"]
+        return _cut(rng.permutation(n), validation, test), notes, 0
+    return _cut(rng.permutation(n), validation, test), [], 0
 
 
 def _cut(order: np.ndarray, validation: float, test: float) -> dict[str, np.ndarray]:
@@ -87,21 +90,47 @@ def _by_group(groups: pd.Series, validation: float, test: float, rng: np.random.
     return {name: np.flatnonzero(row_split == i) for i, name in enumerate(SPLITS)}
 
 
-def _time_order(column: pd.Series) -> np.ndarray:
+def _fraction_notes(index: dict[str, np.ndarray], n: int, validation: float, test: float) -> list[str]:
+    """A note when whole groups could not be shared out near the requested fractions."""
+    wanted = {"train": 1 - validation - test, "validation": validation, "test": test}
+    got = {k: len(v) / n for k, v in index.items()}
+    if all(abs(got[k] - wanted[k]) <= 0.05 for k in SPLITS):
+        return []
+    shares = ", ".join(f"{k} {got[k]:.0%} (asked {wanted[k]:.0%})" for k in SPLITS)
+    return [f"group split: whole groups stay together, so the shares are {shares}"]
+
+
+def _by_time(column: pd.Series, validation: float, test: float) -> tuple[dict[str, np.ndarray], list[str], int]:
+    """Oldest rows train, newest test; rows sharing a timestamp stay on one side; rows without a time
+    are left out (there is no honest place for them)."""
     values = pd.to_numeric(column, errors="coerce")
-    if values.notna().mean() < 0.95:
+    if values.notna().sum() < 0.5 * column.notna().sum() or column.notna().sum() == 0:
         values = pd.to_datetime(column, errors="coerce", format="mixed")
-    if values.notna().mean() < 0.95:
-        raise DataError(f"time split column {column.name!r} holds neither dates nor numbers", where="data.split.column")
-    return np.argsort(values.to_numpy(), kind="stable")
+    present = np.flatnonzero(values.notna().to_numpy())
+    if len(present) < 0.5 * len(column):
+        raise DataError(
+            f"time split column {column.name!r} holds neither dates nor numbers in most rows", where="data.split.column"
+        )
+    times = values.to_numpy()[present]
+    order = present[np.argsort(times, kind="stable")]
+    sorted_times = values.to_numpy()[order]
+    n = len(order)
+    cuts = [n - round(n * test) - round(n * validation), n - round(n * test)]
+    # move each cut back to where its timestamp begins, so one instant never spans two splits
+    cuts = [int(np.searchsorted(sorted_times, sorted_times[c], side="left")) if 0 < c < n else c for c in cuts]
+    parts = np.split(order, cuts)
+    notes = [f"time split: {len(column) - n} rows without a time were left out"] if n < len(column) else []
+    return {name: np.sort(part) for name, part in zip(SPLITS, parts, strict=True)}, notes, len(column) - n
 
 
 def _by_column(column: pd.Series) -> dict[str, np.ndarray]:
-    names = column.astype("string").str.strip().str.lower().map(COLUMN_VALUES)
-    unknown = column[names.isna()].dropna().unique()[:5]
+    """Rows by the train/validation/test labels a column holds; rows without a label are in none."""
+    text = column.astype("string").str.strip().str.lower()
+    names = text.map(COLUMN_VALUES)
+    unknown = column[names.isna() & text.notna() & (text != "")].dropna().unique()[:5]
     if len(unknown):
         raise DataError(
             f"split column {column.name!r} holds values other than train/validation/test: {list(unknown)}",
             where="data.split.column",
         )
-    return {name: np.flatnonzero((names == name).to_numpy()) for name in SPLITS}
+    return {name: np.flatnonzero((names == name).fillna(False).to_numpy()) for name in SPLITS}
