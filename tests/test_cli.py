@@ -151,3 +151,40 @@ def test_kill_during_training_then_resume_matches_uninterrupted_run(tmp_path):
 def test_resume_with_nothing_to_resume(tmp_path):
     result = dlpipe("run", write(tmp_path, tiny_config()), "--run-dir", str(tmp_path / "runs"), "--resume")
     assert result.returncode == 2 and "no unfinished run" in result.stderr
+
+
+@pytest.mark.slow
+def test_predict_reads_its_own_encoding(tmp_path):
+    rows = [f"{i % 7 * 1.5},{['Malmö', 'Zürich', 'Köln'][i % 3]},{'ab'[i % 2]}" for i in range(120)]
+    text = "x,city,y\n" + "\n".join(rows) + "\n"
+    (tmp_path / "train.csv").write_bytes(text.encode("latin-1"))
+    (tmp_path / "new_utf8.csv").write_bytes(text.encode("utf-8"))
+    (tmp_path / "new_latin1.csv").write_bytes(text.encode("latin-1"))
+    assert dlpipe("init", str(tmp_path / "train.csv"), "-t", "y", "-o", str(tmp_path / "p.yaml")).returncode == 0
+    assert dlpipe("run", str(tmp_path / "p.yaml"), "--run-dir", str(tmp_path / "runs")).returncode in (0, 3)
+    run = next((tmp_path / "runs").glob("*/*"))
+    outputs = []
+    for name in ("new_utf8.csv", "new_latin1.csv"):
+        result = dlpipe("predict", str(run), str(tmp_path / name), "-o", str(tmp_path / f"{name}.out.csv"))
+        assert result.returncode == 0, result.stderr
+        outputs.append(pd.read_csv(tmp_path / f"{name}.out.csv", encoding="utf-8"))
+    pd.testing.assert_frame_equal(outputs[0], outputs[1])
+    assert set(outputs[0]["city"]) == {"Malmö", "Zürich", "Köln"}
+
+
+def test_markup_in_user_text_is_printed_not_interpreted(tmp_path):
+    result = dlpipe("validate", write(tmp_path, tiny_config(problem={"target": "x[/]"})))
+    assert result.returncode == 2 and "x[/]" in result.stderr
+
+
+def test_unwritable_run_dir_is_a_clear_error(tmp_path):
+    blocker = tmp_path / "file"
+    blocker.write_text("not a folder")
+    result = dlpipe("run", write(tmp_path, tiny_config()), "--run-dir", str(blocker / "runs"))
+    assert result.returncode == 2 and "Traceback" not in result.stderr
+    assert str(blocker) in result.stderr
+
+
+def test_debug_prints_a_traceback_and_keeps_the_exit_code(tmp_path):
+    result = dlpipe("validate", str(tmp_path / "missing.yaml"), "--debug")
+    assert result.returncode == 2 and "Traceback" in result.stderr

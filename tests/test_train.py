@@ -128,3 +128,14 @@ def test_batch_size_one_with_batch_norm_is_a_config_error():
     with pytest.raises(ConfigError, match="batch_size"):
         validate_spec(tiny_config(training={"batch_size": 1}))
     assert validate_spec(tiny_config(training={"batch_size": 1}, model={"norm": "layer"}))
+
+
+def test_an_undefined_metric_falls_back_to_the_validation_loss(tmp_path):
+    net, head, train, val, cfg, _ = setup(epochs=6, early_stopping=2)
+    losses = iter([0.9, 0.5, 0.7, 0.8, 0.9, 0.9])
+
+    def score(model):
+        return float("nan"), next(losses)
+
+    state = fit(net, head, train, val, cfg, score=score, better=lambda a, b: b != b or a > b)
+    assert state.best_epoch == 1 and state.epoch == 4
