@@ -79,7 +79,10 @@ def split_targets(prepared, name: str):
     return preprocessor.decode_regression(y), preprocessor.decode_regression
 
 
-def evaluate_splits(net, head: Head, prepared, sample_rows: int = 2000) -> dict[str, Any]:
+REFERENCE_ROWS = 2000  # the training sample kept with the model for monitoring
+
+
+def evaluate_splits(net, head: Head, prepared, sample_rows: int = REFERENCE_ROWS) -> dict[str, Any]:
     """Metrics and details on validation and test (the test split's only use), and a training sample."""
     task, classes = prepared.preprocessor.task, prepared.preprocessor.classes
     results: dict[str, Any] = {}

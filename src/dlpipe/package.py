@@ -28,7 +28,6 @@ FORMAT_VERSION = 1
 WEIGHTS = "model.safetensors"
 MANIFEST = "model.json"
 REFERENCE = "reference.parquet"
-REFERENCE_ROWS = 2000
 
 
 def sha256(path: Path) -> str:
@@ -86,7 +85,7 @@ def save_model(
         }
         manifest = strict_json(manifest)
         manifest["manifest_sha256"] = manifest_digest(manifest)
-        (tmp / MANIFEST).write_text(json.dumps(manifest, indent=2, allow_nan=False, default=_json_default))
+        (tmp / MANIFEST).write_text(json.dumps(manifest, indent=2, allow_nan=False, default=json_default))
         tmp.chmod(0o755)  # mkdtemp makes it private; a model folder is meant to be shared
         for file in tmp.iterdir():
             file.chmod(0o644)
@@ -104,7 +103,7 @@ def save_model(
 def manifest_digest(manifest: dict[str, Any]) -> str:
     """sha256 of the manifest's canonical JSON without its own digest: model.json is checked too."""
     body = {k: v for k, v in manifest.items() if k != "manifest_sha256"}
-    canonical = json.dumps(body, sort_keys=True, separators=(",", ":"), allow_nan=False, default=_json_default)
+    canonical = json.dumps(body, sort_keys=True, separators=(",", ":"), allow_nan=False, default=json_default)
     return hashlib.sha256(canonical.encode()).hexdigest()
 
 
@@ -123,9 +122,12 @@ def strict_json(value: Any) -> Any:
     return value
 
 
-def _json_default(value: Any) -> Any:
+def json_default(value: Any) -> Any:
+    """What json.dumps cannot write by itself: numpy scalars and paths."""
     if isinstance(value, np.generic):
         return value.item()
+    if isinstance(value, Path):
+        return str(value)
     raise TypeError(f"not JSON serialisable: {type(value).__name__}")
 
 

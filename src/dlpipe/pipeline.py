@@ -161,7 +161,7 @@ class Pipeline:
             "details": {name: results[name]["details"] for name in ("validation", "test")},
         }
         reporter.stage("package")
-        from dlpipe.package import REFERENCE_ROWS, save_model
+        from dlpipe.package import save_model
 
         save_model(
             folder / "model",
@@ -170,7 +170,7 @@ class Pipeline:
             head_kind=head.kind,
             pipeline=resolved.model_dump(mode="json", exclude_none=True),
             metrics={k: metrics[k] for k in ("validation", "test", "goal")},
-            reference=_reference(prepared, results["train_sample"], REFERENCE_ROWS),
+            reference=_reference(results["train_sample"]),
         )
         lap("package")
         metrics["seconds"] = seconds
@@ -232,7 +232,7 @@ def _run_folder(root: Path, name: str, resume: bool, fingerprint: str) -> Path:
     raise ResumeError(f"no unfinished run of {name!r} to resume", where=str(base), fix="run without --resume")
 
 
-def _reference(prepared, sample: dict[str, Any], rows: int) -> pd.DataFrame:
+def _reference(sample: dict[str, Any]) -> pd.DataFrame:
     """Training inputs with the model's predictions: the monitor's baseline."""
     frame = sample["frame"].copy()
     frame["prediction"] = sample["prediction"]
@@ -241,7 +241,7 @@ def _reference(prepared, sample: dict[str, Any], rows: int) -> pd.DataFrame:
     for column in frame.columns:
         if frame[column].dtype == object:
             frame[column] = frame[column].astype("string")
-    return frame.head(rows)
+    return frame
 
 
 def _write_text(path: Path, text: str) -> None:
@@ -253,14 +253,6 @@ def _write_text(path: Path, text: str) -> None:
 
 def _write_json(path: Path, data: Any) -> None:
     """Strict JSON (an undefined metric, NaN, becomes null), replaced atomically."""
-    from dlpipe.package import strict_json
+    from dlpipe.package import json_default, strict_json
 
-    _write_text(path, json.dumps(strict_json(data), indent=2, default=_plain, allow_nan=False))
-
-
-def _plain(value: Any) -> Any:
-    if isinstance(value, np.generic):
-        return value.item()
-    if isinstance(value, Path):
-        return str(value)
-    raise TypeError(f"not JSON serialisable: {type(value).__name__}")
+    _write_text(path, json.dumps(strict_json(data), indent=2, default=json_default, allow_nan=False))

@@ -13,18 +13,19 @@ MISSING, RARE = 0, 1  # reserved codes; levels start at 2
 MAX_CATEGORY_LEVELS = 200  # more distinct values than this (and not numbers) is probably text or an ID
 
 
+def clean_value(value: Any) -> Any:
+    """One value as a clean string: stripped, integral floats without '.0' (1.0 and 1 agree), NA if empty."""
+    if value is None or value is pd.NA or (isinstance(value, float) and np.isnan(value)):
+        return pd.NA
+    if isinstance(value, float | np.floating) and float(value).is_integer():
+        return str(int(value))
+    text = str(value).strip()
+    return text if text else pd.NA
+
+
 def normalise(column: pd.Series) -> pd.Series:
-    """Category values as clean strings: stripped, integral floats without '.0', missing as NA."""
-
-    def one(v: Any) -> Any:
-        if v is None or (isinstance(v, float) and np.isnan(v)) or v is pd.NA:
-            return pd.NA
-        if isinstance(v, float | np.floating) and float(v).is_integer():
-            return str(int(v))
-        text = str(v).strip()
-        return text if text else pd.NA
-
-    return column.map(one).astype("string")
+    """Category values as clean strings, missing as NA."""
+    return column.map(clean_value).astype("string")
 
 
 class Category(FeatureType):

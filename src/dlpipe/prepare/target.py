@@ -9,6 +9,7 @@ import numpy as np
 import pandas as pd
 
 from dlpipe.errors import DataError
+from dlpipe.features.category import clean_value
 from dlpipe.features.numeric import numeric_share, to_numbers
 
 MAX_CLASSES = 1000
@@ -35,14 +36,10 @@ def resolve_target(frame: pd.DataFrame, target: str | int) -> str:
 
 def clean_label(value: Any) -> Any:
     """A class label as a clean string: '>50K.' and ' >50K' both become '>50K'; 1.0 becomes '1'."""
-    if value is None or value is pd.NA or (isinstance(value, float) and np.isnan(value)):
-        return pd.NA
-    if isinstance(value, float | np.floating) and float(value).is_integer():
-        return str(int(value))
-    text = str(value).strip()
-    stripped = text.rstrip(".").strip()
-    text = stripped or text
-    return text if text else pd.NA
+    text = clean_value(value)
+    if text is pd.NA:
+        return text
+    return text.rstrip(".").strip() or text  # exports add a trailing dot to some rows ('>50K.')
 
 
 def clean_labels(column: pd.Series) -> pd.Series:
