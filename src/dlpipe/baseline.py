@@ -6,24 +6,29 @@ the training split (at most 50,000 rows) and scored on the test split with the s
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from dlpipe.evaluate import score, split_targets
 
+if TYPE_CHECKING:
+    from sklearn.preprocessing import OneHotEncoder
+
+    from dlpipe.prepare import Prepared
+
 MAX_ROWS = 50_000
 TABULAR = ("numeric", "binary", "category")
 
 
-def _design(inputs: dict[str, np.ndarray], encoder) -> np.ndarray:
+def _design(inputs: dict[str, np.ndarray], encoder: OneHotEncoder | None) -> np.ndarray:
     parts = [inputs[k].reshape(len(inputs[k]), -1) for k in ("numeric", "binary") if k in inputs]
     if "category" in inputs:
         parts.append(encoder.transform(inputs["category"]))
     return np.hstack(parts) if parts else np.zeros((len(next(iter(inputs.values()))), 0))
 
 
-def fit_baseline(prepared) -> dict[str, Any] | None:
+def fit_baseline(prepared: Prepared) -> dict[str, Any] | None:
     """Test metrics of the linear baseline, or None when the inputs are not tabular."""
     from sklearn.linear_model import LogisticRegression, RidgeCV
     from sklearn.preprocessing import OneHotEncoder

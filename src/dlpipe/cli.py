@@ -9,8 +9,13 @@ from __future__ import annotations
 import argparse
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from dlpipe import __version__
+
+if TYPE_CHECKING:
+    from dlpipe.package import Model
+    from dlpipe.spec import FileSource
 
 EXIT_GOAL_MISSED = 3
 
@@ -96,7 +101,7 @@ def cmd_predict(args: argparse.Namespace) -> int:
     return 0
 
 
-def _data_source(data: Path, loaded):
+def _data_source(data: Path, loaded: Model) -> FileSource:
     """The file to predict on. Its delimiter and encoding are sniffed on their own (a UTF-8 file must
     not be read with a Latin-1 training file's encoding); a model trained on a file without a header
     row reads one without a header too."""

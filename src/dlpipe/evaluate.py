@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
 
 from dlpipe import metrics
 from dlpipe.model import Head
+
+if TYPE_CHECKING:
+    from dlpipe.prepare import Prepared
 
 EVAL_BATCH = 8192
 
@@ -70,7 +74,7 @@ def details(task: str, y: np.ndarray, output: np.ndarray, classes: list[str] | N
     }
 
 
-def split_targets(prepared, name: str):
+def split_targets(prepared: Prepared, name: str) -> tuple[np.ndarray, Callable[[np.ndarray], np.ndarray]]:
     """(targets in the user's units, a function mapping network outputs to those units)."""
     preprocessor = prepared.preprocessor
     y = prepared.splits[name].y
@@ -82,7 +86,9 @@ def split_targets(prepared, name: str):
 REFERENCE_ROWS = 2000  # the training sample kept with the model for monitoring
 
 
-def evaluate_splits(net, head: Head, prepared, sample_rows: int = REFERENCE_ROWS) -> dict[str, Any]:
+def evaluate_splits(
+    net: torch.nn.Module, head: Head, prepared: Prepared, sample_rows: int = REFERENCE_ROWS
+) -> dict[str, Any]:
     """Metrics and details on validation and test (the test split's only use), and a training sample."""
     task, classes = prepared.preprocessor.task, prepared.preprocessor.classes
     results: dict[str, Any] = {}

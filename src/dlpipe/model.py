@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import torch
 from torch import nn
 from torch.nn import functional as F
@@ -9,11 +11,14 @@ from torch.nn import functional as F
 from dlpipe import features
 from dlpipe.prepare.preprocessor import Preprocessor
 
+if TYPE_CHECKING:
+    from dlpipe.spec import ModelSpec
+
 
 class Member(nn.Module):
     """One ensemble member: an MLP body with a linear head, plus an optional linear skip path."""
 
-    def __init__(self, width: int, outputs: int, spec) -> None:
+    def __init__(self, width: int, outputs: int, spec: ModelSpec) -> None:
         super().__init__()
         # The skip path maps the encoded inputs straight to the output: with numeric embeddings it
         # is a learned per-feature shape function (a GAM), a strong low-variance model on small
@@ -44,7 +49,7 @@ class Net(nn.Module):
     them. On small tables this cuts the variance of a single network markedly.
     """
 
-    def __init__(self, preprocessor: Preprocessor, spec) -> None:
+    def __init__(self, preprocessor: Preprocessor, spec: ModelSpec) -> None:
         super().__init__()
         self.encoders = nn.ModuleDict(
             {

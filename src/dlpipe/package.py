@@ -14,7 +14,7 @@ import shutil
 import tempfile
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
@@ -22,6 +22,9 @@ import pandas as pd
 from dlpipe import __version__
 from dlpipe.errors import ArtifactError, ConfigError, DataError
 from dlpipe.prepare.preprocessor import Preprocessor
+
+if TYPE_CHECKING:
+    import torch
 
 FORMAT = "dlpipe-model"
 FORMAT_VERSION = 1
@@ -55,7 +58,7 @@ def library_versions() -> dict[str, str]:
 def save_model(
     folder: Path,
     *,
-    net,
+    net: torch.nn.Module,
     preprocessor: Preprocessor,
     head_kind: str,
     pipeline: dict[str, Any],

@@ -12,7 +12,7 @@ import time
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 import numpy as np
 import pandas as pd
@@ -21,6 +21,9 @@ from dlpipe.collect import Collected, collect
 from dlpipe.errors import ResumeError
 from dlpipe.prepare import UNSEEN_CLASS
 from dlpipe.spec import PipelineSpec, load_spec, validate_spec
+
+if TYPE_CHECKING:
+    from dlpipe.prepare import Prepared
 
 
 class Reporter(Protocol):
@@ -99,7 +102,7 @@ class Pipeline:
         source = collect(self.data if self.data is not None else data.source)
         return (source, *(collect(s) if s is not None else None for s in (data.validation, data.test)))
 
-    def prepare(self):
+    def prepare(self) -> Prepared:
         """Collect and prepare without training (what `dlpipe validate` checks)."""
         from dlpipe.prepare import prepare
 
@@ -179,7 +182,7 @@ class Pipeline:
         return RunResult(folder, metrics, seconds)
 
 
-def summarise(prepared) -> list[str]:
+def summarise(prepared: Prepared) -> list[str]:
     """What preparation decided, in a few lines for the terminal (profile.json has it all)."""
     profile, pre = prepared.profile, prepared.preprocessor
     splits = profile["splits"]
@@ -196,7 +199,7 @@ def summarise(prepared) -> list[str]:
     return lines + [f"note: {n}" for n in profile["notes"]]
 
 
-def _fingerprint(spec: PipelineSpec, prepared) -> str:
+def _fingerprint(spec: PipelineSpec, prepared: Prepared) -> str:
     """Identifies config and data, so --resume refuses a checkpoint of anything else."""
     digest = hashlib.sha256(spec.to_yaml().encode())
     for name in sorted(prepared.splits):

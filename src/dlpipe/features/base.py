@@ -28,7 +28,7 @@ class FeatureType:
         """A reason string when the column looks like this type, else None."""
         return None
 
-    def fit(self, column: pd.Series, spec: FeatureSpec) -> dict[str, Any]:
+    def fit(self, column: pd.Series, spec: FeatureSpec | None) -> dict[str, Any]:
         """Learn preprocessing state from the training split; the result must be JSON-serialisable."""
         raise NotImplementedError
 

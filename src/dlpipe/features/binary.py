@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
 
 from dlpipe.features.base import FeatureType
 from dlpipe.features.category import normalise
+
+if TYPE_CHECKING:
+    from dlpipe.features.encoders import Flatten
+    from dlpipe.spec import FeatureSpec, ModelSpec
 
 POSITIVE_WORDS = ("1", "true", "yes", "y", "t", "on", "positive", "pos")
 
@@ -22,7 +26,7 @@ class Binary(FeatureType):
             return f"two values: {', '.join(sorted(map(str, values)))}"
         return None
 
-    def fit(self, column: pd.Series, spec) -> dict[str, Any]:
+    def fit(self, column: pd.Series, spec: FeatureSpec | None) -> dict[str, Any]:
         values = sorted(normalise(column).dropna().unique().tolist())
         if len(values) == 1:
             values = [*values, f"not {values[0]}"]
@@ -44,7 +48,7 @@ class Binary(FeatureType):
         x = np.where(known, positive.astype(float), 0.5)  # unknown or missing: halfway, flagged
         return np.stack([x, (~known).astype(float)], axis=-1)
 
-    def encoder(self, states, model):
+    def encoder(self, states: list[dict[str, Any]], model: ModelSpec) -> Flatten:
         from dlpipe.features.encoders import Flatten
 
         return Flatten(len(states) * 2)

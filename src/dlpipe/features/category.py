@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
 
 from dlpipe.features.base import FeatureType
+
+if TYPE_CHECKING:
+    from dlpipe.features.encoders import CategoryEmbedding
+    from dlpipe.spec import FeatureSpec, ModelSpec
 
 MISSING, RARE = 0, 1  # reserved codes; levels start at 2
 MAX_CATEGORY_LEVELS = 200  # more distinct values than this (and not numbers) is probably text or an ID
@@ -38,7 +42,7 @@ class Category(FeatureType):
             return f"{distinct} distinct levels"
         return None
 
-    def fit(self, column: pd.Series, spec) -> dict[str, Any]:
+    def fit(self, column: pd.Series, spec: FeatureSpec | None) -> dict[str, Any]:
         counts = normalise(column).value_counts(dropna=True)
         min_frequency = spec.min_frequency if spec and spec.min_frequency else 2
         max_levels = spec.max_levels if spec and spec.max_levels else 1000
@@ -53,7 +57,7 @@ class Category(FeatureType):
         codes = values.map(lambda v: MISSING if v is pd.NA else lookup.get(v, RARE))
         return codes.to_numpy(dtype=np.int64)
 
-    def encoder(self, states, model):
+    def encoder(self, states: list[dict[str, Any]], model: ModelSpec) -> CategoryEmbedding:
         from dlpipe.features.encoders import CategoryEmbedding
 
         cardinalities = [len(s["levels"]) + 2 for s in states]

@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
 
 from dlpipe.features.base import FeatureType
+
+if TYPE_CHECKING:
+    from dlpipe.features.encoders import NumericEmbedding
+    from dlpipe.spec import FeatureSpec, ModelSpec
 
 QUANTILES = 101
 MAX_MAGNITUDE = 1e150  # beyond this, sums of squares overflow: treated as missing, like inf
@@ -42,7 +46,7 @@ class Numeric(FeatureType):
             return f"numbers with {column.nunique()} distinct values{note}"
         return None
 
-    def fit(self, column: pd.Series, spec) -> dict[str, Any]:
+    def fit(self, column: pd.Series, spec: FeatureSpec | None) -> dict[str, Any]:
         x = to_numbers(column)
         present = x.dropna().to_numpy()
         given = int(column.notna().sum())
@@ -98,7 +102,7 @@ class Numeric(FeatureType):
         x = np.clip(x, -10, 10)  # an outlier at serving time must not blow up activations
         return np.stack([x, missing.astype(float)], axis=-1)
 
-    def encoder(self, states, model):
+    def encoder(self, states: list[dict[str, Any]], model: ModelSpec) -> NumericEmbedding:
         from dlpipe.features.encoders import NumericEmbedding
 
         return NumericEmbedding(len(states), model.numeric_embedding)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
@@ -15,6 +15,9 @@ from dlpipe.prepare.preprocessor import Preprocessor
 from dlpipe.prepare.profile import column_profile, target_profile
 from dlpipe.prepare.split import SPLITS, split_rows
 from dlpipe.prepare.target import check_target, clean_labels, resolve_target
+
+if TYPE_CHECKING:
+    from dlpipe.spec import PipelineSpec
 
 UNSEEN_CLASS = "class not seen in the training split"
 
@@ -36,10 +39,12 @@ class Prepared:
     preprocessor: Preprocessor
     splits: dict[str, SplitData]
     profile: dict[str, Any]
-    spec: Any  # the resolved PipelineSpec
+    spec: PipelineSpec  # the resolved pipeline
 
 
-def infer_types(frame: pd.DataFrame, target: str, spec, reserved: dict[str, str]) -> dict[str, tuple[str, str]]:
+def infer_types(
+    frame: pd.DataFrame, target: str, spec: PipelineSpec, reserved: dict[str, str]
+) -> dict[str, tuple[str, str]]:
     """(type, reason) per column: the user's override, a reserved role, or inference."""
     types: dict[str, tuple[str, str]] = {}
     for name in frame.columns:
@@ -67,7 +72,9 @@ def infer_types(frame: pd.DataFrame, target: str, spec, reserved: dict[str, str]
     return types
 
 
-def prepare(spec, source: Collected, validation: Collected | None = None, test: Collected | None = None) -> Prepared:
+def prepare(
+    spec: PipelineSpec, source: Collected, validation: Collected | None = None, test: Collected | None = None
+) -> Prepared:
     """Turn collected tables into fitted preprocessing state and network-ready splits.
 
     Only the training split decides anything: column types, preprocessing statistics, classes.
@@ -110,7 +117,7 @@ def prepare(spec, source: Collected, validation: Collected | None = None, test: 
 
 
 def _split_frames(
-    spec,
+    spec: PipelineSpec,
     method: str,
     source: Collected,
     separate: dict[str, Collected | None],
@@ -185,7 +192,9 @@ def _separate_frame(extra: Collected, target: str, name: str) -> pd.DataFrame:
     return frame
 
 
-def _resolve(spec, target: str, method: str, metric: str, types: dict[str, tuple[str, str]], train_rows: int):
+def _resolve(
+    spec: PipelineSpec, target: str, method: str, metric: str, types: dict[str, tuple[str, str]], train_rows: int
+) -> PipelineSpec:
     """The pipeline with every inferred choice written in, as saved with the run and the model."""
     problem = spec.problem.model_copy(update={"target": target, "metric": spec.problem.metric or metric})
     split = spec.data.split.model_copy(update={"method": method})

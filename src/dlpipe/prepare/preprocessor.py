@@ -7,7 +7,7 @@ at evaluation, batch prediction and serving time.
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
@@ -15,6 +15,9 @@ import pandas as pd
 from dlpipe import features
 from dlpipe.errors import DataError
 from dlpipe.prepare.target import encode_target, fit_target
+
+if TYPE_CHECKING:
+    from dlpipe.spec import PipelineSpec
 
 
 @dataclass
@@ -33,7 +36,9 @@ class Preprocessor:
     columns: list[Column]
 
     @classmethod
-    def fit(cls, train: pd.DataFrame, task: str, target: str, types: dict[str, tuple[str, str]], spec) -> Preprocessor:
+    def fit(
+        cls, train: pd.DataFrame, task: str, target: str, types: dict[str, tuple[str, str]], spec: PipelineSpec
+    ) -> Preprocessor:
         """Fit every feature's state and the target's on the training rows."""
         columns = []
         for name, (kind, reason) in types.items():
