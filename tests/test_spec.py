@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from dlpipe.errors import ConfigError
-from dlpipe.spec import json_schema, load_spec, validate_spec
+from dlpipe.spec import PipelineSpec, json_schema, load_spec, validate_spec
 
 BASE = {"name": "t", "problem": {"task": "classification", "target": "y"}, "data": {"source": "d.csv"}}
 
@@ -62,7 +64,143 @@ def test_out_of_range_value_echoes_it():
 
 def test_wrong_type_echoes_value():
     message = error_of(with_(training={"batch_size": "big"}))
-    assert "training.batch_size" in message and "'big'" in message
+    assert "training.batch_size:" in message and "'big'" in message
+    assert "batch_size.int" not in message  # pydantic's union branch is not a key the user wrote
+
+
+def load_text(tmp_path: Path, text: str) -> tuple[PipelineSpec, Path]:
+    path = tmp_path / "pipeline.yaml"
+    path.write_text(text)
+    return load_spec(path), path
+
+
+def load_error(tmp_path: Path, text: str) -> tuple[str, Path]:
+    path = tmp_path / "pipeline.yaml"
+    path.write_text(text)
+    with pytest.raises(ConfigError) as info:
+        load_spec(path)
+    return str(info.value), path
+
+
+@pytest.mark.parametrize("word", ["yes", "true", "on", "no"])
+def test_target_read_as_a_boolean_asks_for_quotes(tmp_path, word):
+    message, path = load_error(
+        tmp_path, f"name: t\nproblem:\n  task: classification\n  target: {word}\ndata: {{source: d.csv}}\n"
+    )
+    assert f"{path}:4" in message and "problem.target:" in message
+    assert 'target: "yes"' in message  # tells how to quote
+
+
+def test_target_position_and_quoted_names_still_load(tmp_path):
+    spec, _ = load_text(tmp_path, "name: t\nproblem: {task: regression, target: 3}\ndata: {source: d.csv}\n")
+    assert spec.problem.target == 3
+    spec, _ = load_text(tmp_path, 'name: t\nproblem: {task: regression, target: "yes"}\ndata: {source: d.csv}\n')
+    assert spec.problem.target == "yes"
+
+
+def test_target_of_a_wrong_type_names_the_key_without_type_names():
+    message = error_of(with_(problem={"target": 1.5}))
+    assert "problem.target:" in message and "target.str" not in message and "target.int" not in message
+
+
+def test_feature_keys_yaml_reads_as_other_types_keep_their_text(tmp_path):
+    features = "  2020: ignore\n  yes: ignore\n  007: ignore\n  null: {type: numeric}\n"
+    spec, _ = load_text(
+        tmp_path, f"name: t\nproblem: {{task: regression, target: y}}\ndata: {{source: d.csv}}\nfeatures:\n{features}"
+    )
+    assert set(spec.features) == {"2020", "yes", "007", "null"}
+    assert spec.feature_spec("2020").type == "ignore"
+
+
+def test_int_feature_keys_from_python_become_text():
+    assert validate_spec(with_(features={2020: "ignore"})).feature_spec("2020").type == "ignore"
+
+
+def test_feature_named_like_a_type_keeps_its_name():
+    assert "'features.str.tpye'" in error_of(with_(features={"str": {"tpye": "numeric"}}))
+    message = error_of(with_(features={"int": {"scale": "big"}}))
+    assert "features.int.scale:" in message
+
+
+def test_cross_field_error_names_the_key_and_its_line(tmp_path):
+    text = "name: t\nproblem: {task: classification, target: y}\ndata: {source: d.csv}\ntraining:\n  batch_size: 1\n"
+    message, path = load_error(tmp_path, text)
+    assert f"{path}:5" in message and "training.batch_size: batch norm" in message
+    assert "top level" not in message
+
+
+def test_metric_that_does_not_fit_reads_once(tmp_path):
+    text = "name: t\nproblem:\n  task: classification\n  target: y\n  metric: rmse\ndata: {source: d.csv}\n"
+    message, path = load_error(tmp_path, text)
+    assert f"{path}:5: problem.metric: metric 'rmse' does not fit task 'classification'; use one of" in message
+    assert "problem: metric" not in message
+
+
+def test_goal_metric_names_its_key():
+    assert "problem.goal.r2: metric 'r2' does not fit" in error_of(with_(problem={"goal": {"r2": 0.5}}))
+
+
+@pytest.mark.parametrize(
+    ("text", "key", "line", "first"),
+    [
+        (
+            "name: t\ndata: {source: a.csv}\nproblem: {task: regression, target: y}\ndata: {source: b.csv}\n",
+            "data",
+            4,
+            2,
+        ),
+        (
+            "name: t\nproblem:\n  task: regression\n  target: y\n  target: z\ndata: {source: a.csv}\n",
+            "problem.target",
+            5,
+            4,
+        ),
+        (
+            "name: t\nproblem: {task: regression, target: y}\ndata: {source: a.csv}\nfeatures: {a: ignore, a: 1}\n",
+            "features.a",
+            4,
+            4,
+        ),
+    ],
+)
+def test_duplicate_keys_are_refused(tmp_path, text, key, line, first):
+    message, path = load_error(tmp_path, text)
+    assert f"{path}:{line}: duplicate key {key!r} (first on line {first})" in message
+
+
+@pytest.mark.parametrize("delimiter", [";;", ""])
+def test_delimiter_must_be_one_character(delimiter):
+    message = error_of(with_(data={"source": {"path": "d.csv", "delimiter": delimiter}}))
+    assert "data.source.delimiter:" in message and "one character" in message and repr(delimiter) in message
+
+
+def test_one_character_delimiter_is_accepted():
+    assert validate_spec(with_(data={"source": {"path": "d.csv", "delimiter": "\t"}})).data.source.delimiter == "\t"
+
+
+@pytest.mark.parametrize("seed", [-1, 2**32, 10**30])
+def test_seeds_must_fit_numpy(seed):
+    assert "training.seed" in error_of(with_(training={"seed": seed}))
+    assert "data.split.seed" in error_of(with_(data={"source": "d.csv", "split": {"seed": seed}}))
+
+
+def test_seed_limits_are_accepted():
+    spec = validate_spec(with_(training={"seed": 2**32 - 1}, data={"source": "d.csv", "split": {"seed": 0}}))
+    assert spec.training.seed == 2**32 - 1 and spec.data.split.seed == 0
+
+
+def test_constant_fill_needs_a_fill_value():
+    message = error_of(with_(features={"age": {"missing": "constant"}}))
+    assert "features.age.missing:" in message and "fill_value" in message
+
+
+def test_numeric_constant_fill_must_be_a_number():
+    message = error_of(with_(features={"age": {"type": "numeric", "missing": "constant", "fill_value": "abc"}}))
+    assert "features.age.fill_value:" in message and "'abc'" in message
+    spec = validate_spec(with_(features={"age": {"type": "numeric", "missing": "constant", "fill_value": "0.5"}}))
+    assert spec.feature_spec("age").fill_value == 0.5
+    spec = validate_spec(with_(features={"plan": {"type": "category", "missing": "constant", "fill_value": "none"}}))
+    assert spec.feature_spec("plan").fill_value == "none"
 
 
 def test_goal_metric_must_fit_task():

@@ -13,11 +13,12 @@ from pathlib import Path
 import pandas as pd
 
 from dlpipe.collect import collect
+from dlpipe.errors import DataError
 from dlpipe.features import infer_column
 from dlpipe.features.numeric import numeric_share, to_numbers
 from dlpipe.metrics import default_metric
 from dlpipe.prepare.target import check_target, clean_labels, resolve_target
-from dlpipe.spec import FileSource, validate_spec
+from dlpipe.spec import FileSource, parse_yaml, validate_spec
 
 REGRESSION_MIN_DISTINCT = 20
 
@@ -36,15 +37,10 @@ def infer_task(target: pd.Series) -> tuple[str, str]:
 
 
 def trivial_baseline(target: pd.Series, task: str, metric: str) -> tuple[float, float]:
-    """(what a trivial model scores, a goal a little better than that)."""
+    """(what a trivial model scores, a goal a little better than that) for a metric of default_metric."""
     if task == "classification":
-        shares = clean_labels(target).value_counts(normalize=True, dropna=True)
-        base = {
-            "accuracy": float(shares.iloc[0]),
-            "roc_auc": 0.5,
-            "balanced_accuracy": 1 / len(shares),
-            "f1_macro": float(shares.iloc[0]) / len(shares),
-        }.get(metric, 0.5)
+        # Always predicting the majority class: its share as accuracy; a constant score has roc_auc 0.5.
+        base = float(clean_labels(target).value_counts(normalize=True).iloc[0]) if metric == "accuracy" else 0.5
         return base, round(base + 0.1 * (1 - base), 3)
     values = to_numbers(target).dropna().to_numpy()
     base = float(values.std())  # rmse of always predicting the mean
@@ -59,6 +55,12 @@ def init_pipeline(
     collected = collect(FileSource(path=str(data)))
     frame = collected.frame
     target_name = resolve_target(frame, target)
+    if len(frame.columns) < 2:
+        raise DataError(
+            f"no feature columns besides the target {target_name!r}",
+            where=str(data),
+            fix="the table needs at least one column to predict from",
+        )
     inferred_task, task_reason = infer_task(frame[target_name])
     task = task or inferred_task
     check_target(frame[target_name], task, target_name)
@@ -86,7 +88,7 @@ def init_pipeline(
     split_method = "stratified" if task == "classification" else "random"
     lines = [
         f"# dlpipe pipeline for {data.name}, written by `dlpipe init`. Edit freely; `dlpipe validate` checks it.",
-        f"name: {name}",
+        f"name: {_q(name)}",
         "problem:",
         f"  task: {task}          # {task_reason}" + ("" if task == inferred_task else " (overridden)"),
         f"  target: {_q(target_name)}",
@@ -112,9 +114,8 @@ def init_pipeline(
         "",
     ]
     text = "\n".join(lines)
-    import yaml
-
-    validate_spec(yaml.safe_load(text), source=str(output))  # what we write must load
+    raw, key_lines = parse_yaml(text, str(output))  # what we write must load as load_spec reads it
+    validate_spec(raw, source=str(output), lines=key_lines)
     output.parent.mkdir(parents=True, exist_ok=True)
     output.write_text(text, encoding="utf-8")
     return text
@@ -125,10 +126,16 @@ def _comment(reason: str) -> str:
 
 
 def _q(value: str) -> str:
-    """A YAML scalar: plain when that reads back unchanged, else double-quoted (JSON is valid YAML)."""
+    """A YAML scalar that reads back as the same string: plain when YAML keeps it a string, else
+    double-quoted (JSON strings are valid YAML), as YAML reads 2024, yes, null or 1e3 as other types.
+    """
     import json
 
     import yaml
 
     plain = re.fullmatch(r"[A-Za-z_][A-Za-z0-9_ ./-]*", value) and value.strip() == value
-    return value if plain and yaml.safe_load(value) == value else json.dumps(value)
+    if plain and yaml.safe_load(value) == value:
+        return value
+    quoted = json.dumps(value, ensure_ascii=False)
+    # JSON leaves U+2028, NEL and the like raw, which YAML reads as line breaks: escape the unprintable.
+    return "".join(c if c.isprintable() else f"\\U{ord(c):08x}" for c in quoted)

@@ -8,21 +8,45 @@ the key, its line, the value received, and the closest valid key.
 from __future__ import annotations
 
 import difflib
+import re
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Discriminator, Field, Tag, ValidationError, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Discriminator,
+    Field,
+    StrictInt,
+    StrictStr,
+    Tag,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 from dlpipe.errors import ConfigError
 from dlpipe.metrics import METRICS
 
 FeatureTypeName = Literal["numeric", "category", "binary", "ignore"]
-BUILTIN_SETS = ("iris", "wine", "breast_cancer", "digits", "diabetes")
+SEED_LIMIT = 2**32  # numpy and scikit-learn refuse seeds outside [0, 2**32)
 
 
 class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", validate_default=True)
+
+
+class AtKey(ValueError):
+    """A cross-field check's complaint about one key (dotted, relative to the model that raises it).
+
+    pydantic reports a model validator's error at the model itself; the key lets the error name
+    the setting to change and its line.
+    """
+
+    def __init__(self, key: str, message: str) -> None:
+        super().__init__(message)
+        self.key = tuple(key.split("."))
 
 
 # --- problem ---------------------------------------------------------------------------------
@@ -30,29 +54,43 @@ class _Strict(BaseModel):
 
 class Problem(_Strict):
     task: Literal["classification", "regression"]
-    target: str | int = Field(description="Target column name, or its position (0-based) in a file without header")
+    # Strict: YAML reads `target: yes` as True, which a lax int would take as column position 1.
+    target: StrictStr | StrictInt = Field(
+        description="Target column name, or its position (0-based) in a file without header"
+    )
     metric: str | None = Field(None, description="Drives early stopping and model choice; inferred when absent")
     goal: dict[str, float] = Field(default_factory=dict, description="Success criteria on the test set")
 
+    @field_validator("target", mode="before")
+    @classmethod
+    def _target_not_bool(cls, value: Any) -> Any:
+        if isinstance(value, bool):
+            raise ValueError(
+                f"YAML reads yes/no/true/false/on/off as a boolean (here {value}), not a column name; "
+                'quote the name, e.g. target: "yes"'
+            )
+        return value
+
     @model_validator(mode="after")
     def _metrics_fit_task(self) -> Problem:
-        for where, name in [("metric", self.metric), *[("goal", k) for k in self.goal]]:
+        for where, name in [("metric", self.metric), *[(f"goal.{k}", k) for k in self.goal]]:
             if name is None:
                 continue
             if name not in METRICS:
-                raise ValueError(_unknown_metric(name, where))
+                raise AtKey(where, _unknown_metric(name))
             if self.task not in METRICS[name].tasks:
-                raise ValueError(
-                    f"{where}: metric {name!r} does not fit task {self.task!r}; "
-                    f"use one of {', '.join(m for m, s in METRICS.items() if self.task in s.tasks)}"
+                raise AtKey(
+                    where,
+                    f"metric {name!r} does not fit task {self.task!r}; "
+                    f"use one of {', '.join(m for m, s in METRICS.items() if self.task in s.tasks)}",
                 )
         return self
 
 
-def _unknown_metric(name: str, where: str) -> str:
+def _unknown_metric(name: str) -> str:
     close = difflib.get_close_matches(name, list(METRICS), n=1)
     hint = f"; did you mean {close[0]!r}?" if close else ""
-    return f"{where}: unknown metric {name!r}{hint} (known: {', '.join(METRICS)})"
+    return f"unknown metric {name!r}{hint} (known: {', '.join(METRICS)})"
 
 
 # --- data ------------------------------------------------------------------------------------
@@ -62,8 +100,15 @@ class FileSource(_Strict):
     path: str
     format: Literal["csv", "tsv", "parquet", "jsonl"] | None = None
     header: bool | None = Field(None, description="Whether a CSV's first row names the columns; sniffed when absent")
-    delimiter: str | None = None
+    delimiter: str | None = Field(None, description="The one character between fields of a CSV; sniffed when absent")
     encoding: str | None = Field(None, description="Text encoding of a CSV; detected when absent")
+
+    @field_validator("delimiter")
+    @classmethod
+    def _one_character(cls, value: str | None) -> str | None:
+        if value is not None and len(value) != 1:
+            raise ValueError(f"delimiter must be exactly one character, e.g. ';' or '\\t'; received {value!r}")
+        return value
 
 
 class SqlSource(_Strict):
@@ -107,15 +152,17 @@ class Split(_Strict):
     )
     validation: float = Field(0.15, gt=0.0, lt=1.0)
     test: float = Field(0.15, gt=0.0, lt=1.0)
-    seed: int = 42
+    seed: int = Field(42, ge=0, lt=SEED_LIMIT)
     column: str | None = Field(None, description="The group, time or split column (method group/time/column)")
 
     @model_validator(mode="after")
     def _check(self) -> Split:
         if self.validation + self.test >= 1.0:
-            raise ValueError(f"validation + test must leave rows to train on; received {self.validation} + {self.test}")
+            raise AtKey(
+                "test", f"validation + test must leave rows to train on; received {self.validation} + {self.test}"
+            )
         if self.method in ("group", "time", "column") and not self.column:
-            raise ValueError(f"method {self.method!r} needs `column:` naming the column to split by")
+            raise AtKey("method", f"method {self.method!r} needs `column:` naming the column to split by")
         return self
 
 
@@ -138,6 +185,18 @@ class FeatureSpec(_Strict):
     scale: Literal["standard", "robust", "quantile", "none"] | None = Field(None, description="numeric scaling")
     min_frequency: int | None = Field(None, ge=1, description="category levels rarer than this merge into one")
     max_levels: int | None = Field(None, ge=2, description="keep at most this many category levels")
+
+    @model_validator(mode="after")
+    def _fill_value_fits(self) -> FeatureSpec:
+        if self.missing == "constant" and self.fill_value is None:
+            raise AtKey("missing", "constant needs `fill_value:`, the value to fill in")
+        if self.type == "numeric" and isinstance(self.fill_value, str):
+            try:
+                # A quoted number ("0.5") is still a number; anything else would fail at training time.
+                self.fill_value = float(self.fill_value)
+            except ValueError:
+                raise AtKey("fill_value", f"a numeric feature needs a number; received {self.fill_value!r}") from None
+        return self
 
 
 FeatureOverride = Annotated[
@@ -176,13 +235,13 @@ class Training(_Strict):
     weight_decay: float = Field(1e-4, ge=0.0)
     warmup: float = Field(0.05, ge=0.0, lt=1.0, description="fraction of steps with a linear learning-rate warm-up")
     early_stopping: int = Field(10, ge=0, description="epochs without improvement before stopping; 0 turns it off")
-    seed: int = 42
+    seed: int = Field(42, ge=0, lt=SEED_LIMIT)
     threads: int | None = Field(None, ge=1, description="torch threads; all cores when absent")
 
     @model_validator(mode="after")
     def _batch_size(self) -> Training:
         if self.batch_size != "auto" and not 1 <= self.batch_size <= 1_000_000:
-            raise ValueError(f"batch_size must be auto or between 1 and 1,000,000; received {self.batch_size}")
+            raise AtKey("batch_size", f"batch_size must be auto or between 1 and 1,000,000; received {self.batch_size}")
         return self
 
 
@@ -194,12 +253,18 @@ class PipelineSpec(_Strict):
     model: ModelSpec = Field(default_factory=ModelSpec)
     training: Training = Field(default_factory=Training)
 
+    @field_validator("features", mode="before")
+    @classmethod
+    def _column_names_are_text(cls, value: Any) -> Any:
+        # A column named 2020 is an int key in YAML or a Python dict; the table's names are text.
+        return {str(k): v for k, v in value.items()} if isinstance(value, dict) else value
+
     @model_validator(mode="after")
     def _batch_norm_needs_two_rows(self) -> PipelineSpec:
         if self.model.norm == "batch" and self.training.batch_size == 1:
-            raise ValueError(
-                "training.batch_size: batch norm needs at least 2 rows per batch; received 1 "
-                "(use a larger batch, or model.norm: layer)"
+            raise AtKey(
+                "training.batch_size",
+                "batch norm needs at least 2 rows per batch; received 1 (use a larger batch, or model.norm: layer)",
             )
         return self
 
@@ -231,11 +296,33 @@ def load_spec(path: str | Path) -> PipelineSpec:
     return _resolve_paths(spec, path.parent)
 
 
+class _KeysAsWritten(yaml.SafeLoader):
+    """SafeLoader that keeps every mapping key as the text written.
+
+    Every key of a pipeline file is a name; a column called 2020, yes, null or 007 must keep that
+    name rather than become an int, a bool, None or 7.
+    """
+
+    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict:
+        self.flatten_mapping(node)  # resolve `<<:` merge keys as SafeLoader does
+        mapping = {}
+        for key_node, value_node in node.value:
+            if not isinstance(key_node, yaml.ScalarNode):
+                raise yaml.constructor.ConstructorError(
+                    None, None, "a key must be a name, not a list or mapping", key_node.start_mark
+                )
+            mapping[key_node.value] = self.construct_object(value_node, deep=deep)
+        return mapping
+
+
 def parse_yaml(text: str, source: str) -> tuple[dict, dict[tuple, int]]:
-    """YAML to a dict, plus the 1-based line of every key path (for error messages)."""
+    """YAML to a dict, plus the 1-based line of every key path (for error messages).
+
+    Refuses a key written twice in one mapping: YAML would silently keep the last.
+    """
     try:
         node = yaml.compose(text, Loader=yaml.SafeLoader)
-        raw = yaml.safe_load(text)
+        raw = yaml.load(text, Loader=_KeysAsWritten)  # a SafeLoader: no arbitrary objects
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f"{source}:{mark.line + 1}" if mark else source
@@ -250,7 +337,14 @@ def parse_yaml(text: str, source: str) -> tuple[dict, dict[tuple, int]]:
         if isinstance(n, yaml.MappingNode):
             for k, v in n.value:
                 key = (*loc, k.value)
-                lines[key] = k.start_mark.line + 1
+                line = k.start_mark.line + 1
+                if key in lines and k.tag != "tag:yaml.org,2002:merge":
+                    raise ConfigError(
+                        f"duplicate key {'.'.join(key)!r} (first on line {lines[key]})",
+                        where=f"{source}:{line}",
+                        fix="keep one of them",
+                    )
+                lines[key] = line
                 walk(v, key)
         elif isinstance(n, yaml.SequenceNode):
             for i, v in enumerate(n.value):
@@ -271,11 +365,14 @@ def validate_spec(raw: dict, *, source: str = "pipeline", lines: dict[tuple, int
 
 
 def _config_error(err: dict, source: str, lines: dict[tuple, int]) -> ConfigError:
-    loc = _strip_union_tags(tuple(str(p) for p in err["loc"]))
+    kind = err["type"]
+    loc = _real_keys(tuple(str(p) for p in err["loc"]), keep_last=kind == "extra_forbidden")
+    cause = (err.get("ctx") or {}).get("error")
+    if isinstance(cause, AtKey):
+        loc = (*loc, *cause.key)
     dotted = ".".join(loc) or "(top level)"
     line = _nearest_line(loc, lines)
     where = f"{source}:{line}" if line else source
-    kind = err["type"]
     if kind == "extra_forbidden":
         valid = _valid_keys(loc[:-1])
         close = difflib.get_close_matches(loc[-1], valid, n=1, cutoff=0.5)
@@ -291,13 +388,29 @@ def _config_error(err: dict, source: str, lines: dict[tuple, int]) -> ConfigErro
     return ConfigError(f"{dotted}: {message}; received {dotted.split('.')[-1]}={shown}", where=where)
 
 
-def _strip_union_tags(loc: tuple[str, ...]) -> tuple[str, ...]:
-    """Drop the tag pydantic inserts after a tagged-union field (data.source.<tag>, features.<col>.<tag>)."""
+# What pydantic inserts into an error's location after a union or dict field: the branch tried
+# ('str', 'int', "literal['auto']", 'function-after[...]') or '[key]' for a dict key.
+_TYPE_NAMES = {"str", "int", "float", "bool", "none", "bytes", "[key]"}
+_TYPE_NAME = re.compile(r"constrained-[a-z]+|[a-z][a-z-]*\[.*\]", re.DOTALL)
+_USER_KEYS = {("features",), ("problem", "goal")}  # mappings whose keys are the user's names
+
+
+def _real_keys(loc: tuple[str, ...], *, keep_last: bool = False) -> tuple[str, ...]:
+    """The location as the user wrote it: without the union tags and type names pydantic inserts.
+
+    A user's own name (a column under features, a metric under goal, an unknown key) is kept even
+    when it reads like a type name.
+    """
     out: list[str] = []
     for i, part in enumerate(loc):
         parent = loc[i - 1] if i else ""
         grand = loc[i - 2] if i > 1 else ""
+        if tuple(out) in _USER_KEYS or (keep_last and i == len(loc) - 1):
+            out.append(part)
+            continue
         if part in _UNION_TAGS and (parent in ("source", "validation", "test") or grand == "features"):
+            continue
+        if part in _TYPE_NAMES or _TYPE_NAME.fullmatch(part):
             continue
         out.append(part)
     return tuple(out)

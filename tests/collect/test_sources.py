@@ -131,3 +131,62 @@ def test_sql_query_larger_than_one_page(tmp_path):
         pd.DataFrame({"x": np.arange(20_000), "y": np.arange(20_000) % 3}).to_sql("t", conn, index=False)
     frame = collect(SqlSource(sql="SELECT * FROM t WHERE y = 1", url=f"sqlite:///{db}")).frame
     assert len(frame) == 6667 and (frame["y"] == 1).all()
+
+
+def test_in_memory_tables_are_normalised_like_files():
+    frame = collect(pd.DataFrame({0: [1, 2], "y": [0, 1]})).frame
+    assert list(frame.columns) == ["0", "y"]
+    with pytest.raises(DataError, match="no rows"):
+        collect(FRAME.iloc[:0])
+    with pytest.raises(DataError, match="pyarrow Table: the source holds no rows"):
+        collect(pa.Table.from_pandas(FRAME.iloc[:0]))
+
+
+def test_in_memory_duplicate_names_are_refused():
+    # 1 and "1" are one name once names are text
+    with pytest.raises(DataError) as info:
+        collect(pd.DataFrame([[1, 2, 3]], columns=[1, "1", "y"]))
+    assert "pandas DataFrame: duplicate column name: '1'" in str(info.value)
+
+
+@pytest.mark.parametrize(("header", "names"), [("a,a ,y", "'a'"), ("a,b,a,b,y", "'a', 'b'"), ("a, a,y", "'a'")])
+def test_csv_duplicate_header_names_are_refused(tmp_path, header, names):
+    path = tmp_path / "d.csv"
+    width = header.count(",") + 1
+    path.write_text(header + "\n" + "".join(",".join(str(i + j) for j in range(width)) + "\n" for i in range(5)))
+    with pytest.raises(DataError) as info:
+        collect(FileSource(path=str(path)))
+    assert f"{path}: duplicate column name" in str(info.value) and names in str(info.value)
+
+
+def test_csv_blank_header_names_are_not_duplicates(tmp_path):
+    path = tmp_path / "d.csv"
+    path.write_text("a,,,y\n1,2,3,4\n5,6,7,8\n")
+    assert len(collect(FileSource(path=str(path))).frame.columns) == 4
+
+
+def test_missing_sqlite_file_is_not_created(tmp_path):
+    db = tmp_path / "missing.db"
+    with pytest.raises(DataError) as info:
+        collect(SqlSource(sql="SELECT * FROM t", url=f"sqlite:///{db}"))
+    assert str(info.value).startswith(f"{db}: database file not found")
+    assert not db.exists()
+
+
+def test_sqlite_in_memory_needs_no_file():
+    assert collect(SqlSource(sql="SELECT 1 AS a", url="sqlite://")).frame["a"].tolist() == [1]
+
+
+@pytest.mark.parametrize("name", ["d.csv", "d.jsonl"])
+def test_unreadable_file_names_the_file(tmp_path, monkeypatch, name):
+    path = tmp_path / name
+    path.write_text("a,b\n1,2\n")
+
+    def refuse(self):
+        raise PermissionError(13, "Permission denied", str(self))
+
+    # Tests may run as root, which chmod cannot lock out.
+    monkeypatch.setattr(type(path), "read_bytes", refuse)
+    with pytest.raises(DataError) as info:
+        collect(FileSource(path=str(path)))
+    assert str(info.value) == f"{path}: cannot read the file: Permission denied"

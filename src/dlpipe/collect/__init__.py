@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -26,13 +27,13 @@ def collect(source: Any) -> Collected:
     """Read a source: a path, a FileSource/SqlSource/BuiltinSource, or a pandas/pyarrow table."""
     from dlpipe.spec import BuiltinSource, FileSource, SqlSource
 
-    if isinstance(source, pd.DataFrame):
-        return Collected(source.copy(), "a pandas DataFrame")
-    if type(source).__module__.startswith("pyarrow"):
-        return Collected(source.to_pandas(), "a pyarrow Table")
     if isinstance(source, str | Path):
         source = FileSource(path=str(source))
-    if isinstance(source, FileSource):
+    if isinstance(source, pd.DataFrame):
+        collected = Collected(source.copy(), "a pandas DataFrame")
+    elif type(source).__module__.startswith("pyarrow"):
+        collected = Collected(source.to_pandas(), "a pyarrow Table")
+    elif isinstance(source, FileSource):
         from dlpipe.collect.files import read_file
 
         collected = read_file(source)
@@ -46,7 +47,24 @@ def collect(source: Any) -> Collected:
         collected = read_builtin(source.builtin)
     else:
         raise DataError(f"cannot read a source of type {type(source).__name__}")
+    return _normalise(collected)
+
+
+def _normalise(collected: Collected) -> Collected:
+    """The same checks for every source: text column names, each once, and at least one row."""
+    collected.frame.columns = [str(c) for c in collected.frame.columns]
+    check_unique_columns(list(collected.frame.columns), collected.origin)
     if collected.frame.empty:
         raise DataError("the source holds no rows", where=collected.origin)
-    collected.frame.columns = [str(c) for c in collected.frame.columns]
     return collected
+
+
+def check_unique_columns(names: list[str], where: str) -> None:
+    """Refuse a table naming a column twice: a feature or target name would be ambiguous."""
+    duplicated = [name for name, count in Counter(names).items() if count > 1]
+    if duplicated:
+        raise DataError(
+            f"duplicate column name{'s' if len(duplicated) > 1 else ''}: {', '.join(map(repr, duplicated))}",
+            where=where,
+            fix="give every column its own name",
+        )

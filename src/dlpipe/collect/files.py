@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from dlpipe.collect import Collected
+from dlpipe.collect import Collected, check_unique_columns
 from dlpipe.errors import DataError
 
 NA_VALUES = ["", "?", "NA", "N/A", "n/a", "na", "NaN", "nan", "null", "NULL", "None", "none", "#N/A"]
@@ -56,8 +56,16 @@ def _read_parquet(path: Path) -> Collected:
     return Collected(frame, str(path))
 
 
+def _read_bytes(path: Path) -> bytes:
+    """The file's bytes; a permission or disk error names the file."""
+    try:
+        return path.read_bytes()
+    except OSError as exc:
+        raise DataError(f"cannot read the file: {exc.strerror or exc}", where=str(path)) from None
+
+
 def _read_jsonl(path: Path) -> Collected:
-    text = _decode(path.read_bytes(), None, path)[0]
+    text = _decode(_read_bytes(path), None, path)[0]
     records, bad = [], []
     for number, line in enumerate(text.splitlines(), start=1):
         if not line.strip():
@@ -123,7 +131,7 @@ def _structured(encoding: str) -> bool:
 
 
 def _read_csv(path: Path, src, default_delimiter: str | None) -> Collected:
-    raw = path.read_bytes()
+    raw = _read_bytes(path)
     if not raw.strip():
         raise DataError("the file is empty", where=str(path))
     text, encoding = _decode(raw, src.encoding, path)
@@ -133,6 +141,9 @@ def _read_csv(path: Path, src, default_delimiter: str | None) -> Collected:
     notes = [] if encoding == "utf-8" else [f"read as {encoding} (not UTF-8)"]
     if src.header is None and not header:
         notes.append("no header row detected: columns are named column_0, column_1, ...")
+    if header:
+        # pandas renames a repeated name to `a.1` silently; the user must choose which column is meant.
+        check_unique_columns([n for n in _header_names(text, delimiter) if n], str(path))
     text, dropped = _drop_ragged_records(text, delimiter, header)
     if dropped:
         notes.append(f"dropped {len(dropped)} rows with the wrong number of fields (first: line {dropped[0]})")
@@ -144,7 +155,7 @@ def _read_csv(path: Path, src, default_delimiter: str | None) -> Collected:
         raise DataError("the file has no rows", where=str(path)) from None
     if not header:
         frame.columns = [f"column_{i}" for i in range(frame.shape[1])]
-    frame = _tidy(frame)
+    frame = _tidy(frame, str(path))
     detected = {"header": header, "delimiter": delimiter, "encoding": encoding}
     return Collected(frame, str(path), notes=notes, dropped_lines=len(dropped), options=detected)
 
@@ -191,9 +202,21 @@ def read_csv_options(delimiter: str, header: bool) -> dict:
     }
 
 
-def _tidy(frame: pd.DataFrame) -> pd.DataFrame:
+def _header_names(text: str, delimiter: str) -> list[str]:
+    """The stripped names in the first non-blank record (as _tidy will name the columns)."""
+    try:
+        for record in csv.reader(io.StringIO(text), delimiter=delimiter, skipinitialspace=True):
+            if any(field.strip() for field in record):
+                return [field.strip() for field in record]
+    except csv.Error:
+        pass  # pandas reports what it cannot read
+    return []
+
+
+def _tidy(frame: pd.DataFrame, where: str) -> pd.DataFrame:
     """Strip text cells (exports pad them) and turn missing-value tokens left behind into NA."""
     frame.columns = [str(c).strip() for c in frame.columns]
+    check_unique_columns(list(frame.columns), where)  # 'a' and 'a ' are one name once stripped
     for column in frame.columns:
         if frame[column].dtype == object or pd.api.types.is_string_dtype(frame[column]):
             stripped = frame[column].astype("string").str.strip()

@@ -2,8 +2,14 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+from typing import TYPE_CHECKING
+
 from dlpipe.collect import Collected
 from dlpipe.errors import DataError
+
+if TYPE_CHECKING:
+    from sqlalchemy.engine import URL
 
 
 def read_sql(source) -> Collected:
@@ -16,6 +22,7 @@ def read_sql(source) -> Collected:
     except Exception as exc:
         raise DataError(f"not a valid database URL: {exc}", where="data.source.url") from None
     shown = url.render_as_string(hide_password=True)
+    _check_sqlite_file(url)
     try:
         engine = sa.create_engine(url)
     except Exception as exc:  # e.g. a missing database driver
@@ -29,3 +36,12 @@ def read_sql(source) -> Collected:
     finally:
         engine.dispose()
     return Collected(frame, shown, notes=[f"sql: {len(frame)} rows from {shown}"])
+
+
+def _check_sqlite_file(url: URL) -> None:
+    """Refuse a SQLite file that does not exist: connecting would create an empty one ("no such table")."""
+    database = url.database
+    if url.get_backend_name() != "sqlite" or not database or database == ":memory:" or database.startswith("file:"):
+        return  # another database, in memory, or a sqlite URI whose `mode=` says what to do
+    if not Path(database).is_file():
+        raise DataError("database file not found", where=database, fix="check the path in data.source.url")
