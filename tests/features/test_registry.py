@@ -122,3 +122,10 @@ def test_id_named_integer_column_is_ignored_even_when_shuffled():
     ids = np.random.default_rng(1).permutation(np.arange(1000, 1100) * 7)
     kind, reason = infer_column(pd.Series(ids, name="customer_id"))
     assert kind == "ignore" and "ID" in reason
+
+
+def test_a_text_fill_value_for_a_numeric_column_is_a_config_error():
+    from dlpipe.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="fill_value"):
+        REGISTRY["numeric"].fit(pd.Series([1.0, None], name="x"), FeatureSpec(missing="constant", fill_value="abc"))

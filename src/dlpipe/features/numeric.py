@@ -66,7 +66,7 @@ class Numeric(FeatureType):
         elif missing == "mean":
             fill = float(present.mean())
         elif missing == "constant":
-            fill = float(spec.fill_value or 0.0)
+            fill = _number(spec.fill_value, column.name)
         elif missing == "most_frequent":
             fill = float(pd.Series(present).mode().iloc[0])
         else:
@@ -110,3 +110,15 @@ class Numeric(FeatureType):
 
 def _safe(spread: float) -> float:
     return spread if np.isfinite(spread) and spread > 1e-12 else 1.0
+
+
+def _number(value: object, name: object) -> float:
+    """The constant fill of a numeric column, refused with its key when it is not a number."""
+    try:
+        return float(value)  # type: ignore[arg-type]
+    except (TypeError, ValueError):
+        from dlpipe.errors import ConfigError
+
+        raise ConfigError(
+            f"fill_value {value!r} is not a number, and column {name!r} is numeric", where=f"features.{name}.fill_value"
+        ) from None
