@@ -50,3 +50,14 @@ def test_every_metric_declares_a_task():
     assert default_metric("classification", 2) == "roc_auc"
     assert default_metric("classification", 5) == "accuracy"
     assert default_metric("regression", 0) == "rmse"
+
+
+def test_goal_checks_follow_each_metrics_direction():
+    from dlpipe.metrics import check_goal
+
+    result = check_goal({"r2": 0.5, "rmse": 10.0}, {"r2": 0.6, "rmse": 12.0})
+    assert not result["passed"]
+    assert [c["passed"] for c in result["checks"]] == [True, False]
+    assert [c["direction"] for c in result["checks"]] == [">=", "<="]
+    assert check_goal({}, {"r2": 0.1})["passed"]
+    assert not check_goal({"roc_auc": 0.5}, {"roc_auc": float("nan")})["passed"]

@@ -10,6 +10,7 @@ from __future__ import annotations
 import math
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
@@ -131,3 +132,21 @@ def default_metric(task: str, n_classes: int) -> str:
     if task == "regression":
         return "rmse"
     return "roc_auc" if n_classes == 2 else "accuracy"
+
+
+def check_goal(goal: dict[str, float], test: dict[str, float]) -> dict[str, Any]:
+    """One check per goal metric on the test set; passed when all pass (and when no goal is set)."""
+    checks = []
+    for name, target in goal.items():
+        metric = get(name)
+        achieved = test.get(name, float("nan"))
+        checks.append(
+            {
+                "metric": name,
+                "goal": target,
+                "achieved": achieved,
+                "direction": ">=" if metric.greater_is_better else "<=",
+                "passed": metric.meets(achieved, target),
+            }
+        )
+    return {"passed": all(c["passed"] for c in checks), "checks": checks}

@@ -19,6 +19,7 @@ import pandas as pd
 
 from dlpipe.collect import Collected, collect
 from dlpipe.errors import ResumeError
+from dlpipe.metrics import check_goal
 from dlpipe.prepare import UNSEEN_CLASS
 from dlpipe.spec import PipelineSpec, load_spec, validate_spec
 
@@ -58,26 +59,6 @@ class RunResult:
     @property
     def model_folder(self) -> Path:
         return self.folder / "model"
-
-
-def check_goal(goal: dict[str, float], test: dict[str, float]) -> dict[str, Any]:
-    """One check per goal metric on the test set; passed when all pass (and when no goal is set)."""
-    from dlpipe.metrics import get
-
-    checks = []
-    for name, target in goal.items():
-        metric = get(name)
-        achieved = test.get(name, float("nan"))
-        checks.append(
-            {
-                "metric": name,
-                "goal": target,
-                "achieved": achieved,
-                "direction": ">=" if metric.greater_is_better else "<=",
-                "passed": metric.meets(achieved, target),
-            }
-        )
-    return {"passed": all(c["passed"] for c in checks), "checks": checks}
 
 
 class Pipeline:

@@ -27,9 +27,11 @@ from pydantic import (
 )
 
 from dlpipe.errors import ConfigError
+from dlpipe.features import REGISTRY
 from dlpipe.metrics import METRICS
 
-FeatureTypeName = Literal["numeric", "category", "binary", "ignore"]
+# the registry is the one list of feature types: a new type needs no edit here
+FeatureTypeName = Literal[(*REGISTRY, "ignore")]  # type: ignore[valid-type]
 SEED_LIMIT = 2**32  # numpy and scikit-learn refuse seeds outside [0, 2**32)
 
 
