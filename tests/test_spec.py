@@ -266,3 +266,8 @@ def test_json_schema_describes_the_sections():
     schema = json_schema()
     assert {"name", "problem", "data", "features", "model", "training"} <= set(schema["properties"])
     assert schema["additionalProperties"] is False
+
+
+def test_split_column_without_a_method_that_uses_it_is_refused():
+    message = error_of(with_(data={"source": "d.csv", "split": {"method": "random", "column": "when"}}))
+    assert "data.split.column" in message

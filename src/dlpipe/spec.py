@@ -165,6 +165,12 @@ class Split(_Strict):
             )
         if self.method in ("group", "time", "column") and not self.column:
             raise AtKey("method", f"method {self.method!r} needs `column:` naming the column to split by")
+        if self.column and self.method not in ("group", "time", "column"):
+            raise AtKey(
+                "column",
+                f"column {self.column!r} is only used by the group, time and column methods; "
+                f"received method {self.method or 'default'}",
+            )
         return self
 
 

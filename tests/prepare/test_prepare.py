@@ -138,3 +138,26 @@ def test_separate_test_file_is_the_test_split(tmp_path):
     assert len(prepared.splits["test"]) == 80
     assert len(prepared.splits["train"]) + len(prepared.splits["validation"]) == 300
     np.testing.assert_allclose(prepared.splits["test"].frame["x"].to_numpy(), test["x"].to_numpy())
+
+
+@pytest.mark.parametrize(
+    ("features", "message"),
+    [
+        ({"plan": {"type": "category", "scale": "robust"}}, "scale does not apply to category"),
+        ({"x": {"min_frequency": 3}}, "min_frequency does not apply to numeric"),
+        ({"y": {"type": "numeric"}}, "target column"),
+    ],
+)
+def test_settings_a_column_would_ignore_are_refused(features, message):
+    from dlpipe.errors import ConfigError
+
+    spec = validate_spec(
+        {
+            "name": "t",
+            "problem": {"task": "classification", "target": "y"},
+            "data": {"source": "x.csv"},
+            "features": features,
+        }
+    )
+    with pytest.raises(ConfigError, match=message):
+        prepare(spec, Collected(table(), "t"))

@@ -23,6 +23,7 @@ class FeatureType:
 
     name: ClassVar[str]
     dtype: ClassVar[str] = "float32"  # numpy dtype of the transformed batch
+    options: ClassVar[frozenset[str]] = frozenset()  # the FeatureSpec keys this type reads
 
     def infer(self, column: pd.Series) -> str | None:
         """A reason string when the column looks like this type, else None."""

@@ -34,6 +34,7 @@ def normalise(column: pd.Series) -> pd.Series:
 
 class Category(FeatureType):
     name = "category"
+    options = frozenset({"min_frequency", "max_levels"})
     dtype = "int64"
 
     def infer(self, column: pd.Series) -> str | None:

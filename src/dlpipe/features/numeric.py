@@ -38,6 +38,7 @@ def numeric_share(column: pd.Series) -> float:
 
 class Numeric(FeatureType):
     name = "numeric"
+    options = frozenset({"missing", "fill_value", "scale"})
 
     def infer(self, column: pd.Series) -> str | None:
         share = numeric_share(column)

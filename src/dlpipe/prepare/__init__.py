@@ -10,7 +10,7 @@ import pandas as pd
 
 from dlpipe import features
 from dlpipe.collect import Collected
-from dlpipe.errors import DataError
+from dlpipe.errors import ConfigError, DataError
 from dlpipe.prepare.preprocessor import Preprocessor
 from dlpipe.prepare.profile import column_profile, target_profile
 from dlpipe.prepare.split import SPLITS, split_rows
@@ -59,6 +59,10 @@ def infer_types(
                 types[name] = (inferred, reason)
             else:
                 types[name] = (override.type, f"set in the pipeline file (inferred {inferred}: {reason})")
+    if target in spec.features:
+        raise ConfigError(
+            f"features lists the target column {target!r}", where=f"features.{target}", fix="remove it from features"
+        )
     unknown = [c for c in spec.features if c not in frame.columns]
     if unknown:
         import difflib

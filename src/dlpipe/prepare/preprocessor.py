@@ -13,11 +13,25 @@ import numpy as np
 import pandas as pd
 
 from dlpipe import features
-from dlpipe.errors import DataError
+from dlpipe.errors import ConfigError, DataError
 from dlpipe.prepare.target import encode_target, fit_target
 
 if TYPE_CHECKING:
-    from dlpipe.spec import PipelineSpec
+    from dlpipe.spec import FeatureSpec, PipelineSpec
+
+
+def _check_options(name: str, kind: str, override: FeatureSpec | None) -> None:
+    """Refuse settings the column's type would silently ignore (`scale` on a category, say)."""
+    if override is None:
+        return
+    given = {k for k, v in override.model_dump(exclude={"type"}).items() if v is not None}
+    unused = sorted(given - features.get(kind).options)
+    if unused:
+        raise ConfigError(
+            f"{', '.join(unused)} does not apply to {kind} columns",
+            where=f"features.{name}.{unused[0]}",
+            fix=f"{kind} columns take {', '.join(sorted(features.get(kind).options)) or 'no options'}",
+        )
 
 
 @dataclass
@@ -44,6 +58,7 @@ class Preprocessor:
         for name, (kind, reason) in types.items():
             if kind == "ignore":
                 continue
+            _check_options(name, kind, spec.feature_spec(name))
             state = features.get(kind).fit(train[name], spec.feature_spec(name))
             columns.append(Column(name, kind, reason, state))
         if not columns:
