@@ -9,7 +9,6 @@ from __future__ import annotations
 import json
 import math
 import os
-import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -29,7 +28,6 @@ if TYPE_CHECKING:
     from dlpipe.spec import Training
 
 CHECKPOINT = "checkpoint.safetensors"
-CHECKPOINT_SECONDS = 5.0  # a save costs ~4 ms; on small tables saving every epoch adds 20-60% per epoch
 
 
 @dataclass
@@ -130,7 +128,6 @@ def fit(
     path = checkpoint_dir / CHECKPOINT if checkpoint_dir else None
     if resume:
         state, best = load_checkpoint(path, model, optimizer, fingerprint)
-    saved = time.monotonic()
     while state.epoch < cfg.epochs and not _patience_out(state, cfg):
         epoch = state.epoch
         torch.manual_seed(cfg.seed * 100_003 + epoch)  # dropout; identical on resume
@@ -154,11 +151,9 @@ def fit(
         }
         state.history.append(record)
         state.epoch = epoch + 1
-        last = state.epoch >= cfg.epochs or _patience_out(state, cfg)
-        if path and (last or time.monotonic() - saved >= CHECKPOINT_SECONDS or state.epoch == 1):
-            # every epoch's randomness is seeded, so resuming from an older checkpoint is still exact
+        if path:
+            # every epoch: a kill loses at most one epoch (a save costs ~4 ms, benchmarks/README.md)
             save_checkpoint(path, model, optimizer, state, best)
-            saved = time.monotonic()
         if on_epoch:
             on_epoch(record, state)
     if best is not None:
