@@ -166,27 +166,29 @@ def _drop_ragged_records(text: str, delimiter: str, header: bool) -> tuple[str, 
     pandas raises on long rows but silently pads short ones, which would train on shifted values.
     Returns the cleaned text and the line numbers of the dropped records.
     """
-    reader = csv.reader(io.StringIO(text), delimiter=delimiter, skipinitialspace=True)
-    records, lines = [], []
+    reader = csv.reader(io.StringIO(text, newline=""), delimiter=delimiter, skipinitialspace=True)
+    records, lines, blank = [], [], []
     try:
         for record in reader:
-            if any(field.strip() for field in record):
+            if record:
                 records.append(record)
                 lines.append(reader.line_num)
+                blank.append(not any(field.strip() for field in record))
     except csv.Error:
         return text, []  # let pandas report what it cannot read
-    if not records:
+    widths = [len(r) for r, empty in zip(records, blank, strict=True) if not empty]
+    if not widths:
         return text, []
-    widths = [len(r) for r in records]
     expected = widths[0] if header else max(set(widths), key=widths.count)
-    bad = [i for i, width in enumerate(widths) if width != expected]
-    if not bad:
+    off = [i for i, r in enumerate(records) if len(r) != expected]
+    if not off:
         return text, []
     out = io.StringIO()
     writer = csv.writer(out, delimiter=delimiter, lineterminator="\n")
-    skip = set(bad)
+    skip = set(off)
     writer.writerows(r for i, r in enumerate(records) if i not in skip)
-    return out.getvalue(), [lines[i] for i in bad]
+    # a row of empty fields (",,") carries nothing: dropped without counting it as malformed
+    return out.getvalue(), [lines[i] for i in off if not blank[i]]
 
 
 def read_csv_options(delimiter: str, header: bool) -> dict:
@@ -205,7 +207,7 @@ def read_csv_options(delimiter: str, header: bool) -> dict:
 def _header_names(text: str, delimiter: str) -> list[str]:
     """The stripped names in the first non-blank record (as _tidy will name the columns)."""
     try:
-        for record in csv.reader(io.StringIO(text), delimiter=delimiter, skipinitialspace=True):
+        for record in csv.reader(io.StringIO(text, newline=""), delimiter=delimiter, skipinitialspace=True):
             if any(field.strip() for field in record):
                 return [field.strip() for field in record]
     except csv.Error:
@@ -245,7 +247,7 @@ def _is_number(value: str) -> bool:
 def detect_header(sample: str, delimiter: str) -> bool:
     """Whether the first row names columns: it is text where the rows below hold numbers."""
     try:
-        rows = [r for r in csv.reader(io.StringIO(sample), delimiter=delimiter, skipinitialspace=True) if r]
+        rows = [r for r in csv.reader(io.StringIO(sample, newline=""), delimiter=delimiter, skipinitialspace=True) if r]
     except csv.Error:
         return True
     if len(rows) > 2:
