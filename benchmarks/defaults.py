@@ -3,7 +3,7 @@
 Each example runs with dlpipe's defaults on split seeds 42, 0, 1, 2, 3; every run also fits the
 linear baseline (logistic regression or RidgeCV) on the same split and preprocessing. The table
 shows the mean test score of both, per-seed scores, and on how many splits the network is at
-least as good. This is the measurement behind the defaults in `dlpipe/spec.py`.
+least as good. This is the measurement behind the defaults in `dlpipe/spec/models.py`.
 
     OMP_NUM_THREADS=1 python benchmarks/defaults.py              # about 1 minute
     OMP_NUM_THREADS=1 python benchmarks/defaults.py --quick      # one example, one split

@@ -1,15 +1,8 @@
-"""The pipeline file: pydantic models, defaults, validation, and errors that name the key.
-
-The models are the single declaration of what `pipeline.yaml` may hold. `load_spec` reads the
-file, keeps the line of every key, and turns pydantic's errors into `ConfigError`s that name
-the key, its line, the value received, and the closest valid key.
-"""
+"""The pydantic models of `pipeline.yaml`: the single declaration of what the file may hold."""
 
 from __future__ import annotations
 
 import difflib
-import re
-from pathlib import Path
 from typing import Annotated, Any, Literal
 
 import yaml
@@ -21,12 +14,10 @@ from pydantic import (
     StrictInt,
     StrictStr,
     Tag,
-    ValidationError,
     field_validator,
     model_validator,
 )
 
-from dlpipe.errors import ConfigError
 from dlpipe.features import REGISTRY
 from dlpipe.metrics import METRICS
 
@@ -211,7 +202,7 @@ FeatureOverride = Annotated[
     Annotated[Literal["ignore"], Tag("ignore")] | Annotated[FeatureSpec, Tag("spec")],
     Discriminator(lambda v: "ignore" if isinstance(v, str) else "spec"),
 ]
-_UNION_TAGS = {"path", "file", "sql", "builtin", "ignore", "spec"}
+UNION_TAGS = {"path", "file", "sql", "builtin", "ignore", "spec"}
 
 
 class ModelSpec(_Strict):
@@ -285,193 +276,6 @@ class PipelineSpec(_Strict):
 
     def to_yaml(self) -> str:
         return yaml.safe_dump(self.model_dump(mode="json", exclude_none=True), sort_keys=False)
-
-
-# --- loading ---------------------------------------------------------------------------------
-
-
-def load_spec(path: str | Path) -> PipelineSpec:
-    """Read and validate a pipeline file; every problem is a ConfigError naming key and line."""
-    path = Path(path)
-    if not path.is_file():
-        raise ConfigError("pipeline file not found", where=str(path), fix="pass the path of your pipeline.yaml")
-    try:
-        text = path.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as exc:
-        raise ConfigError(f"cannot read the pipeline file: {exc}", where=str(path)) from None
-    raw, lines = parse_yaml(text, str(path))
-    spec = validate_spec(raw, source=str(path), lines=lines)
-    return _resolve_paths(spec, path.parent)
-
-
-class _KeysAsWritten(yaml.SafeLoader):
-    """SafeLoader that keeps every mapping key as the text written.
-
-    Every key of a pipeline file is a name; a column called 2020, yes, null or 007 must keep that
-    name rather than become an int, a bool, None or 7.
-    """
-
-    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict:
-        self.flatten_mapping(node)  # resolve `<<:` merge keys as SafeLoader does
-        mapping = {}
-        for key_node, value_node in node.value:
-            if not isinstance(key_node, yaml.ScalarNode):
-                raise yaml.constructor.ConstructorError(
-                    None, None, "a key must be a name, not a list or mapping", key_node.start_mark
-                )
-            mapping[key_node.value] = self.construct_object(value_node, deep=deep)
-        return mapping
-
-
-def parse_yaml(text: str, source: str) -> tuple[dict, dict[tuple, int]]:
-    """YAML to a dict, plus the 1-based line of every key path (for error messages).
-
-    Refuses a key written twice in one mapping: YAML would silently keep the last.
-    """
-    try:
-        node = yaml.compose(text, Loader=yaml.SafeLoader)
-        raw = yaml.load(text, Loader=_KeysAsWritten)  # a SafeLoader: no arbitrary objects
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f"{source}:{mark.line + 1}" if mark else source
-        raise ConfigError(f"not valid YAML: {getattr(exc, 'problem', exc)}", where=where) from None
-    if raw is None:
-        raise ConfigError("the pipeline file is empty", where=source, fix="it needs at least name, problem and data")
-    if not isinstance(raw, dict):
-        raise ConfigError(f"the pipeline file must be a mapping of keys, got {type(raw).__name__}", where=source)
-    lines: dict[tuple, int] = {}
-
-    def walk(n: yaml.Node, loc: tuple) -> None:
-        if isinstance(n, yaml.MappingNode):
-            for k, v in n.value:
-                key = (*loc, k.value)
-                line = k.start_mark.line + 1
-                if key in lines and k.tag != "tag:yaml.org,2002:merge":
-                    raise ConfigError(
-                        f"duplicate key {'.'.join(key)!r} (first on line {lines[key]})",
-                        where=f"{source}:{line}",
-                        fix="keep one of them",
-                    )
-                lines[key] = line
-                walk(v, key)
-        elif isinstance(n, yaml.SequenceNode):
-            for i, v in enumerate(n.value):
-                lines[(*loc, str(i))] = v.start_mark.line + 1
-                walk(v, (*loc, str(i)))
-
-    walk(node, ())
-    return raw, lines
-
-
-def validate_spec(raw: dict, *, source: str = "pipeline", lines: dict[tuple, int] | None = None) -> PipelineSpec:
-    """Validate a dict against the schema, raising one ConfigError for the first problem found."""
-    try:
-        return PipelineSpec.model_validate(raw)
-    except ValidationError as exc:
-        errors = sorted(exc.errors(include_url=False), key=lambda e: e["type"] != "extra_forbidden")
-        raise _config_error(errors[0], source, lines or {}) from None
-
-
-def _config_error(err: dict, source: str, lines: dict[tuple, int]) -> ConfigError:
-    kind = err["type"]
-    loc = _real_keys(tuple(str(p) for p in err["loc"]), keep_last=kind == "extra_forbidden")
-    cause = (err.get("ctx") or {}).get("error")
-    if isinstance(cause, AtKey):
-        loc = (*loc, *cause.key)
-    dotted = ".".join(loc) or "(top level)"
-    line = _nearest_line(loc, lines)
-    where = f"{source}:{line}" if line else source
-    if kind == "extra_forbidden":
-        valid = _valid_keys(loc[:-1])
-        close = difflib.get_close_matches(loc[-1], valid, n=1, cutoff=0.5)
-        hint = f"did you mean {close[0]!r}?" if close else f"valid keys here: {', '.join(valid)}"
-        return ConfigError(f"unknown key {dotted!r}", where=where, fix=hint)
-    if kind == "missing":
-        return ConfigError(f"missing required key {dotted!r}", where=where)
-    message = err["msg"].removeprefix("Value error, ")
-    if kind in ("value_error", "assertion_error"):
-        return ConfigError(f"{dotted}: {message}", where=where)
-    received = err.get("input")
-    shown = repr(received) if not isinstance(received, dict | list) else type(received).__name__
-    return ConfigError(f"{dotted}: {message}; received {dotted.split('.')[-1]}={shown}", where=where)
-
-
-# What pydantic inserts into an error's location after a union or dict field: the branch tried
-# ('str', 'int', "literal['auto']", 'function-after[...]') or '[key]' for a dict key.
-_TYPE_NAMES = {"str", "int", "float", "bool", "none", "bytes", "[key]"}
-_TYPE_NAME = re.compile(r"constrained-[a-z]+|[a-z][a-z-]*\[.*\]", re.DOTALL)
-_USER_KEYS = {("features",), ("problem", "goal")}  # mappings whose keys are the user's names
-
-
-def _real_keys(loc: tuple[str, ...], *, keep_last: bool = False) -> tuple[str, ...]:
-    """The location as the user wrote it: without the union tags and type names pydantic inserts.
-
-    A user's own name (a column under features, a metric under goal, an unknown key) is kept even
-    when it reads like a type name.
-    """
-    out: list[str] = []
-    for i, part in enumerate(loc):
-        parent = loc[i - 1] if i else ""
-        grand = loc[i - 2] if i > 1 else ""
-        if tuple(out) in _USER_KEYS or (keep_last and i == len(loc) - 1):
-            out.append(part)
-            continue
-        if part in _UNION_TAGS and (parent in ("source", "validation", "test") or grand == "features"):
-            continue
-        if part in _TYPE_NAMES or _TYPE_NAME.fullmatch(part):
-            continue
-        out.append(part)
-    return tuple(out)
-
-
-def _nearest_line(loc: tuple, lines: dict[tuple, int]) -> int | None:
-    for i in range(len(loc), 0, -1):
-        if loc[:i] in lines:
-            return lines[loc[:i]]
-    return None
-
-
-_SOURCE_KEYS = ["path", "format", "header", "delimiter", "encoding", "sql", "url", "builtin"]
-
-
-def _valid_keys(loc: tuple) -> list[str]:
-    """The keys allowed at `loc`, found by walking the models from the top."""
-    model: type[BaseModel] | None = PipelineSpec
-    i = 0
-    while i < len(loc) and model is not None:
-        part = loc[i]
-        if model is Data and part in ("source", "validation", "test"):
-            return _SOURCE_KEYS
-        field = model.model_fields.get(part)
-        if field is None:
-            return []
-        if model is PipelineSpec and part == "features":
-            model, i = FeatureSpec, i + 2  # features.<column>.<key>
-            continue
-        args = getattr(field.annotation, "__args__", (field.annotation,))
-        model = next((a for a in args if isinstance(a, type) and issubclass(a, BaseModel)), None)
-        i += 1
-    return list(model.model_fields) if model is not None else []
-
-
-def _resolve_paths(spec: PipelineSpec, base: Path) -> PipelineSpec:
-    """Relative data paths are relative to the pipeline file, as a user reading it expects."""
-
-    def fix(src: Any) -> Any:
-        if isinstance(src, str):
-            return src if Path(src).is_absolute() else str((base / src).resolve())
-        if isinstance(src, FileSource):
-            return src.model_copy(update={"path": fix(src.path)})
-        if isinstance(src, SqlSource) and src.url.startswith("sqlite:///") and not src.url.startswith("sqlite:////"):
-            rel = src.url.removeprefix("sqlite:///")
-            if rel and rel != ":memory:":
-                return src.model_copy(update={"url": f"sqlite:///{(base / rel).resolve()}"})
-        return src
-
-    data = spec.data.model_copy(
-        update={"source": fix(spec.data.source), "validation": fix(spec.data.validation), "test": fix(spec.data.test)}
-    )
-    return spec.model_copy(update={"data": data})
 
 
 def json_schema() -> dict:

@@ -1,0 +1,35 @@
+"""The pipeline file: its models (`models.py`) and how it is read and checked (`loading.py`)."""
+
+from dlpipe.spec.loading import load_spec, parse_yaml, validate_spec
+from dlpipe.spec.models import (
+    BuiltinSource,
+    Data,
+    FeatureSpec,
+    FileSource,
+    ModelSpec,
+    PipelineSpec,
+    Problem,
+    Split,
+    SqlSource,
+    Training,
+    auto_batch_size,
+    json_schema,
+)
+
+__all__ = [
+    "BuiltinSource",
+    "Data",
+    "FeatureSpec",
+    "FileSource",
+    "ModelSpec",
+    "PipelineSpec",
+    "Problem",
+    "Split",
+    "SqlSource",
+    "Training",
+    "auto_batch_size",
+    "json_schema",
+    "load_spec",
+    "parse_yaml",
+    "validate_spec",
+]
