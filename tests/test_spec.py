@@ -271,3 +271,9 @@ def test_json_schema_describes_the_sections():
 def test_split_column_without_a_method_that_uses_it_is_refused():
     message = error_of(with_(data={"source": "d.csv", "split": {"method": "random", "column": "when"}}))
     assert "data.split.column" in message
+
+
+@pytest.mark.parametrize("value", [True, "50", 50.5])
+def test_whole_numbers_are_whole_numbers(value):
+    message = error_of(with_(training={"epochs": value}))
+    assert "training.epochs" in message

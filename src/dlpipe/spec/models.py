@@ -11,6 +11,7 @@ from pydantic import (
     ConfigDict,
     Discriminator,
     Field,
+    Strict,
     StrictInt,
     StrictStr,
     Tag,
@@ -23,6 +24,8 @@ from dlpipe.metrics import METRICS
 
 # the registry is the one list of feature types: a new type needs no edit here
 FeatureTypeName = Literal[(*REGISTRY, "ignore")]  # type: ignore[valid-type]
+# whole numbers exactly: YAML reads `yes`/`no` as booleans, which a lax int would take as 1/0
+Whole = Annotated[int, Strict()]
 SEED_LIMIT = 2**32  # numpy and scikit-learn refuse seeds outside [0, 2**32)
 
 
@@ -145,7 +148,7 @@ class Split(_Strict):
     )
     validation: float = Field(0.15, gt=0.0, lt=1.0)
     test: float = Field(0.15, gt=0.0, lt=1.0)
-    seed: int = Field(42, ge=0, lt=SEED_LIMIT)
+    seed: Whole = Field(42, ge=0, lt=SEED_LIMIT)
     column: str | None = Field(None, description="The group, time or split column (method group/time/column)")
 
     @model_validator(mode="after")
@@ -182,8 +185,8 @@ class FeatureSpec(_Strict):
     )
     fill_value: float | str | None = None
     scale: Literal["standard", "robust", "quantile", "none"] | None = Field(None, description="numeric scaling")
-    min_frequency: int | None = Field(None, ge=1, description="category levels rarer than this merge into one")
-    max_levels: int | None = Field(None, ge=2, description="keep at most this many category levels")
+    min_frequency: Whole | None = Field(None, ge=1, description="category levels rarer than this merge into one")
+    max_levels: Whole | None = Field(None, ge=2, description="keep at most this many category levels")
 
     @model_validator(mode="after")
     def _fill_value_fits(self) -> FeatureSpec:
@@ -206,16 +209,18 @@ UNION_TAGS = {"path", "file", "sql", "builtin", "ignore", "spec"}
 
 
 class ModelSpec(_Strict):
-    layers: int = Field(2, ge=1, le=16, description="hidden layers of the MLP")
-    hidden: int = Field(128, ge=4, le=8192, description="width of each hidden layer")
+    layers: Whole = Field(2, ge=1, le=16, description="hidden layers of the MLP")
+    hidden: Whole = Field(128, ge=4, le=8192, description="width of each hidden layer")
     dropout: float = Field(0.5, ge=0.0, lt=1.0)
     norm: Literal["batch", "layer", "none"] = "batch"
-    numeric_embedding: int = Field(
+    numeric_embedding: Whole = Field(
         0, ge=0, le=512, description="per-feature numeric embedding size; 0 feeds raw values"
     )
-    ensemble: int = Field(1, ge=1, le=64, description="networks trained together and averaged")
+    ensemble: Whole = Field(1, ge=1, le=64, description="networks trained together and averaged")
     skip: bool = Field(True, description="add a linear path from the encoded inputs to the output")
-    category_embedding: int | None = Field(None, ge=1, le=512, description="embedding size; by cardinality when absent")
+    category_embedding: Whole | None = Field(
+        None, ge=1, le=512, description="embedding size; by cardinality when absent"
+    )
 
 
 def auto_batch_size(train_rows: int) -> int:
@@ -226,16 +231,18 @@ def auto_batch_size(train_rows: int) -> int:
 
 
 class Training(_Strict):
-    epochs: int = Field(100, ge=1, le=100_000)
-    batch_size: int | Literal["auto"] = Field(
+    epochs: Whole = Field(100, ge=1, le=100_000)
+    batch_size: Whole | Literal["auto"] = Field(
         "auto", description="rows per step; auto: the power of two nearest training rows / 16, within 32..512"
     )
     learning_rate: float = Field(1e-3, gt=0.0, le=10.0)
     weight_decay: float = Field(1e-4, ge=0.0)
     warmup: float = Field(0.05, ge=0.0, lt=1.0, description="fraction of steps with a linear learning-rate warm-up")
-    early_stopping: int = Field(10, ge=0, description="epochs without improvement before stopping; 0 turns it off")
-    seed: int = Field(42, ge=0, lt=SEED_LIMIT)
-    threads: int | None = Field(None, ge=1, description="torch threads; all cores when absent")
+    early_stopping: Whole = Field(10, ge=0, description="epochs without improvement before stopping; 0 turns it off")
+    seed: Whole = Field(42, ge=0, lt=SEED_LIMIT)
+    threads: Whole | None = Field(
+        None, ge=1, description="torch threads; auto: 1 under a million parameters, else all cores"
+    )
 
     @model_validator(mode="after")
     def _batch_size(self) -> Training:
