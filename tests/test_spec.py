@@ -277,3 +277,8 @@ def test_split_column_without_a_method_that_uses_it_is_refused():
 def test_whole_numbers_are_whole_numbers(value):
     message = error_of(with_(training={"epochs": value}))
     assert "training.epochs" in message
+
+
+def test_fill_value_without_constant_filling_is_refused():
+    message = error_of(with_(features={"age": {"type": "numeric", "fill_value": 0}}))
+    assert "features.age.fill_value" in message and "missing: constant" in message

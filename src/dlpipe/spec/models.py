@@ -192,6 +192,8 @@ class FeatureSpec(_Strict):
     def _fill_value_fits(self) -> FeatureSpec:
         if self.missing == "constant" and self.fill_value is None:
             raise AtKey("missing", "constant needs `fill_value:`, the value to fill in")
+        if self.fill_value is not None and self.missing != "constant":
+            raise AtKey("fill_value", "is only used with `missing: constant`; add that, or remove fill_value")
         if self.type == "numeric" and isinstance(self.fill_value, str):
             try:
                 # A quoted number ("0.5") is still a number; anything else would fail at training time.
