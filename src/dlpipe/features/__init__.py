@@ -26,7 +26,11 @@ def get(name: str) -> FeatureType:
 
 
 def infer_column(column: pd.Series) -> tuple[str, str]:
-    """(type, reason) for a column; type 'ignore' when it should not be a feature."""
+    """(type, reason) for a column; type 'ignore' when it should not be a feature.
+
+    The rules are ordered (an ID-like column is numbers too), so they live here, each statistic
+    computed once, rather than spread over the types.
+    """
     present = column.dropna()
     if present.empty:
         return "ignore", "every value is missing"
@@ -36,11 +40,14 @@ def infer_column(column: pd.Series) -> tuple[str, str]:
     if distinct == 1:
         return "ignore", f"constant: every value is {present.iloc[0]!r}"
     if pd.api.types.is_bool_dtype(present) or distinct == 2:
-        return "binary", REGISTRY["binary"].infer(column) or "two values"
-    if numeric_share(column) >= 0.95:
+        values = normalise(present).unique()
+        return "binary", f"two values: {', '.join(sorted(map(str, values)))}" if len(values) == 2 else "two values"
+    share = numeric_share(column)
+    if share >= 0.95:
         if _is_id_like_numbers(column, present):
             return "ignore", "ID-like: a distinct whole number per row"
-        return "numeric", REGISTRY["numeric"].infer(column) or "numbers"
+        note = "" if share == 1.0 else f" ({1 - share:.1%} unparseable values treated as missing)"
+        return "numeric", f"numbers with {distinct} distinct values{note}"
     text = normalise(present)
     words = text.str.split().str.len().mean()
     unique_share = distinct / len(present)
@@ -49,7 +56,12 @@ def infer_column(column: pd.Series) -> tuple[str, str]:
     if unique_share > 0.9 and len(present) > 20:
         return "ignore", "ID-like: a distinct value per row"
     if distinct <= MAX_CATEGORY_LEVELS or unique_share < 0.5:
-        return "category", REGISTRY["category"].infer(column) or f"{distinct} distinct levels (rare ones merged)"
+        reason = (
+            f"{distinct} distinct levels"
+            if distinct <= MAX_CATEGORY_LEVELS
+            else f"{distinct} distinct levels (rare ones merged)"
+        )
+        return "category", reason
     return "ignore", f"{distinct} distinct values in {len(present)} rows: too many for a category"
 
 

@@ -1,8 +1,9 @@
-"""What every feature type provides: inference, fitted preprocessing state, and an encoder.
+"""What every feature type provides: fitted preprocessing state and an encoder.
 
 A feature type turns one column into numbers (with state fitted on the training split only and
 saved as JSON beside the model) and builds the network piece that encodes all the columns of
-that type at once. Adding a type means one module with a subclass and one registry line.
+that type at once. Adding a type means one module with a subclass and one registry line (and, for
+a type the data can reveal by itself, a rule in `features.infer_column`).
 """
 
 from __future__ import annotations
@@ -24,10 +25,6 @@ class FeatureType:
     name: ClassVar[str]
     dtype: ClassVar[str] = "float32"  # numpy dtype of the transformed batch
     options: ClassVar[frozenset[str]] = frozenset()  # the FeatureSpec keys this type reads
-
-    def infer(self, column: pd.Series) -> str | None:
-        """A reason string when the column looks like this type, else None."""
-        return None
 
     def fit(self, column: pd.Series, spec: FeatureSpec | None) -> dict[str, Any]:
         """Learn preprocessing state from the training split; the result must be JSON-serialisable."""

@@ -20,12 +20,6 @@ POSITIVE_WORDS = ("1", "true", "yes", "y", "t", "on", "positive", "pos")
 class Binary(FeatureType):
     name = "binary"
 
-    def infer(self, column: pd.Series) -> str | None:
-        values = normalise(column).dropna().unique()
-        if len(values) == 2:
-            return f"two values: {', '.join(sorted(map(str, values)))}"
-        return None
-
     def fit(self, column: pd.Series, spec: FeatureSpec | None) -> dict[str, Any]:
         values = sorted(normalise(column).dropna().unique().tolist())
         if len(values) == 1:

@@ -37,12 +37,6 @@ class Category(FeatureType):
     options = frozenset({"min_frequency", "max_levels"})
     dtype = "int64"
 
-    def infer(self, column: pd.Series) -> str | None:
-        distinct = column.nunique(dropna=True)
-        if 2 < distinct <= MAX_CATEGORY_LEVELS:
-            return f"{distinct} distinct levels"
-        return None
-
     def fit(self, column: pd.Series, spec: FeatureSpec | None) -> dict[str, Any]:
         counts = normalise(column).value_counts(dropna=True)
         min_frequency = spec.min_frequency if spec and spec.min_frequency else 2

@@ -40,13 +40,6 @@ class Numeric(FeatureType):
     name = "numeric"
     options = frozenset({"missing", "fill_value", "scale"})
 
-    def infer(self, column: pd.Series) -> str | None:
-        share = numeric_share(column)
-        if share >= 0.95:
-            note = "" if share == 1.0 else f" ({1 - share:.1%} unparseable values treated as missing)"
-            return f"numbers with {column.nunique()} distinct values{note}"
-        return None
-
     def fit(self, column: pd.Series, spec: FeatureSpec | None) -> dict[str, Any]:
         x = to_numbers(column)
         present = x.dropna().to_numpy()
