@@ -141,10 +141,10 @@ def _read_csv(path: Path, src, default_delimiter: str | None) -> Collected:
     notes = [] if encoding == "utf-8" else [f"read as {encoding} (not UTF-8)"]
     if src.header is None and not header:
         notes.append("no header row detected: columns are named column_0, column_1, ...")
+    text, dropped, first = _drop_ragged_records(text, delimiter, header)
     if header:
         # pandas renames a repeated name to `a.1` silently; the user must choose which column is meant.
-        check_unique_columns([n for n in _header_names(text, delimiter) if n], str(path))
-    text, dropped = _drop_ragged_records(text, delimiter, header)
+        check_unique_columns([n for n in first if n], str(path))
     if dropped:
         notes.append(f"dropped {len(dropped)} rows with the wrong number of fields (first: line {dropped[0]})")
     try:
@@ -160,11 +160,12 @@ def _read_csv(path: Path, src, default_delimiter: str | None) -> Collected:
     return Collected(frame, str(path), notes=notes, dropped_lines=len(dropped), options=detected)
 
 
-def _drop_ragged_records(text: str, delimiter: str, header: bool) -> tuple[str, list[int]]:
+def _drop_ragged_records(text: str, delimiter: str, header: bool) -> tuple[str, list[int], list[str]]:
     """Text without the records whose field count differs from the header's (or the usual one).
 
     pandas raises on long rows but silently pads short ones, which would train on shifted values.
-    Returns the cleaned text and the line numbers of the dropped records.
+    Returns the cleaned text, the line numbers of the dropped records, and the first non-blank
+    record's stripped fields (the header names, when there is a header).
     """
     reader = csv.reader(io.StringIO(text, newline=""), delimiter=delimiter, skipinitialspace=True)
     records, lines, blank = [], [], []
@@ -175,20 +176,21 @@ def _drop_ragged_records(text: str, delimiter: str, header: bool) -> tuple[str, 
                 lines.append(reader.line_num)
                 blank.append(not any(field.strip() for field in record))
     except csv.Error:
-        return text, []  # let pandas report what it cannot read
+        return text, [], []  # let pandas report what it cannot read
     widths = [len(r) for r, empty in zip(records, blank, strict=True) if not empty]
     if not widths:
-        return text, []
+        return text, [], []
+    first = [field.strip() for field in records[blank.index(False)]]
     expected = widths[0] if header else max(set(widths), key=widths.count)
     off = [i for i, r in enumerate(records) if len(r) != expected]
     if not off:
-        return text, []
+        return text, [], first
     out = io.StringIO()
     writer = csv.writer(out, delimiter=delimiter, lineterminator="\n")
     skip = set(off)
     writer.writerows(r for i, r in enumerate(records) if i not in skip)
     # a row of empty fields (",,") carries nothing: dropped without counting it as malformed
-    return out.getvalue(), [lines[i] for i in off if not blank[i]]
+    return out.getvalue(), [lines[i] for i in off if not blank[i]], first
 
 
 def read_csv_options(delimiter: str, header: bool) -> dict:
@@ -202,17 +204,6 @@ def read_csv_options(delimiter: str, header: bool) -> dict:
         "skip_blank_lines": True,
         "index_col": False,  # never turn a first column into the index when rows are longer than the header
     }
-
-
-def _header_names(text: str, delimiter: str) -> list[str]:
-    """The stripped names in the first non-blank record (as _tidy will name the columns)."""
-    try:
-        for record in csv.reader(io.StringIO(text, newline=""), delimiter=delimiter, skipinitialspace=True):
-            if any(field.strip() for field in record):
-                return [field.strip() for field in record]
-    except csv.Error:
-        pass  # pandas reports what it cannot read
-    return []
 
 
 def _tidy(frame: pd.DataFrame, where: str) -> pd.DataFrame:
