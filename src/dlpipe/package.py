@@ -191,7 +191,6 @@ class Model:
     """A loaded, verified model: `predict(frame)` returns labels (and probabilities) or values."""
 
     def __init__(self, folder: Path, manifest: dict[str, Any]) -> None:
-        import torch
         from safetensors.torch import load_file
 
         from dlpipe.model import Head, Net
@@ -208,7 +207,6 @@ class Model:
         except (RuntimeError, OSError) as exc:
             raise ArtifactError(f"the weights do not fit the model: {str(exc)[:200]}", where=str(folder)) from None
         self.net.eval()
-        self._torch = torch
 
     @property
     def classes(self) -> list[str] | None:

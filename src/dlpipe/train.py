@@ -299,9 +299,9 @@ def train_model(
     y_true, decode = split_targets(prepared, "validation")
 
     def score(model: torch.nn.Module) -> tuple[float, float]:
-        output = predict_outputs(model, head, validation.inputs, raw=True)
-        loss = float(head.loss(torch.from_numpy(output).float(), validation.y))
-        return round(metric.fn(y_true, decode(head.output(torch.from_numpy(output)).numpy())), 6), loss
+        logits = torch.from_numpy(predict_outputs(model, head, validation.inputs, raw=True))
+        loss = float(head.loss(logits.float(), validation.y))
+        return round(metric.fn(y_true, decode(head.output(logits).numpy())), 6), loss
 
     from dlpipe.package import strict_json
 

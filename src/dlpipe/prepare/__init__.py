@@ -11,6 +11,7 @@ import pandas as pd
 from dlpipe import features
 from dlpipe.collect import Collected
 from dlpipe.errors import ConfigError, DataError
+from dlpipe.features.numeric import to_numbers
 from dlpipe.prepare.preprocessor import Preprocessor
 from dlpipe.prepare.profile import column_profile, target_profile
 from dlpipe.prepare.split import SPLITS, split_rows
@@ -179,12 +180,9 @@ def _encode_splits(
 
 
 def _drop_unusable_target(frame: pd.DataFrame, target: str, task: str) -> tuple[pd.DataFrame, int]:
-    if task == "classification":
-        ok = clean_labels(frame[target]).notna()
-    else:
-        ok = pd.to_numeric(frame[target], errors="coerce").notna() & np.isfinite(
-            pd.to_numeric(frame[target], errors="coerce").fillna(0)
-        )
+    # the same tests encode_target applies
+    usable = clean_labels if task == "classification" else to_numbers
+    ok = usable(frame[target]).notna()
     return frame[ok.to_numpy()].reset_index(drop=True), int((~ok).sum())
 
 
