@@ -30,6 +30,7 @@ DIAMONDS = DATA / "diamonds_sample.csv"
 # A category column whose values only survive when the file's encoding is read correctly.
 SHOPS = ["Café Noir", "Über Store", "Zürich Süd", "Señor Diamante", "Ångström AB", "Crème", "Plain Shop", "Lille"]
 NON_ASCII_SHOPS = [s for s in SHOPS if not s.isascii()]
+DIAMOND_CUTS = {"Fair", "Good", "Very Good", "Premium", "Ideal"}
 # fmt: off
 WORDS = [
     "customer", "said", "the", "stone", "looked", "cloudy", "under", "shop", "light", "but", "sparkled",
@@ -296,7 +297,7 @@ def missing_in_categories(folder: Path) -> Messy:
         "classification",
         len(frame),
         missing=counts,
-        classes={"Fair", "Good", "Very Good", "Premium", "Ideal"},
+        classes=DIAMOND_CUTS,
     )
 
 
@@ -369,22 +370,19 @@ def sorted_by_target_values(folder: Path) -> Messy:
     return Messy(path, "progression", "progression", "regression", len(frame))
 
 
+def _latin1_diamonds(frame: pd.DataFrame, path: Path, survive: dict[str, list[str]]) -> Messy:
+    """Write a diamonds frame in Latin-1; `cut` is the target, `survive` the accented values to keep."""
+    write(frame, path, encoding="latin-1")
+    return Messy(
+        path, "cut", "cut", "classification", len(frame), encoding="latin-1", classes=DIAMOND_CUTS, survive=survive
+    )
+
+
 def latin1(folder: Path) -> Messy:
     """diamonds (1,500 rows) written in Latin-1, with a `shop` column of accented names (Café Noir, Über Store)."""
     rng = np.random.default_rng(7)
     frame = shop_column(as_text(diamonds_frame(1500)), rng, position=4)
-    path = folder / "diamonds_latin1.csv"
-    write(frame, path, encoding="latin-1")
-    return Messy(
-        path,
-        "cut",
-        "cut",
-        "classification",
-        len(frame),
-        encoding="latin-1",
-        classes={"Fair", "Good", "Very Good", "Premium", "Ideal"},
-        survive={"shop": NON_ASCII_SHOPS},
-    )
+    return _latin1_diamonds(frame, folder / "diamonds_latin1.csv", {"shop": NON_ASCII_SHOPS})
 
 
 def latin1_sizes(folder: Path) -> Messy:
@@ -393,18 +391,7 @@ def latin1_sizes(folder: Path) -> Messy:
     frame = as_text(diamonds_frame(1500))
     sizes = ["Größe S", "Größe M", "Größe L"]
     frame.insert(1, "ring_size", rng.choice(sizes, size=len(frame)))
-    path = folder / "diamonds_sizes_latin1.csv"
-    write(frame, path, encoding="latin-1")
-    return Messy(
-        path,
-        "cut",
-        "cut",
-        "classification",
-        len(frame),
-        encoding="latin-1",
-        classes={"Fair", "Good", "Very Good", "Premium", "Ideal"},
-        survive={"ring_size": sizes},
-    )
+    return _latin1_diamonds(frame, folder / "diamonds_sizes_latin1.csv", {"ring_size": sizes})
 
 
 def latin1_small(folder: Path) -> Messy:
@@ -514,7 +501,7 @@ def everything(folder: Path) -> Messy:
         delimiter=";",
         encoding="latin-1",
         malformed=bad,
-        classes={"Fair", "Good", "Very Good", "Premium", "Ideal"},
+        classes=DIAMOND_CUTS,
         ignored={"customer_id": "ID-like", "record_uuid": "ID-like", "Bemerkung": "free text"},
         survive={"Geschäft": NON_ASCII_SHOPS},
         missing=counts,
@@ -548,7 +535,7 @@ def everything_headerless(folder: Path) -> Messy:
         delimiter=";",
         encoding="latin-1",
         malformed=bad,
-        classes={"Fair", "Good", "Very Good", "Premium", "Ideal"},
+        classes=DIAMOND_CUTS,
         ignored={name["customer_id"]: "ID-like", name["record_uuid"]: "ID-like", name["Bemerkung"]: "free text"},
         survive={name["Geschäft"]: NON_ASCII_SHOPS},
     )
