@@ -5,11 +5,17 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 import pytest
 
 os.environ.setdefault("OMP_NUM_THREADS", "1")
+# decoded-file cache: one fresh folder per test process, never the user's ~/.cache
+os.environ["DLPIPE_CACHE"] = tempfile.mkdtemp(prefix="dlpipe-cache-")
+# the sentence encoder ships in a package; a stray hub call must fail fast, not hang offline
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 ROOT = Path(__file__).resolve().parents[1]
 EXAMPLES = ROOT / "examples"
 

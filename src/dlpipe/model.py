@@ -43,7 +43,7 @@ class Member(nn.Module):
 
 
 class Net(nn.Module):
-    """Encoders per feature type -> concatenation -> `ensemble` members; logits (batch, members, outputs).
+    """Encoders per input group -> combiner -> `ensemble` members; logits (batch, members, outputs).
 
     Members share the encoders and are trained together, each on its own loss; predictions average
     them. On small tables this cuts the variance of a single network markedly.
@@ -51,18 +51,53 @@ class Net(nn.Module):
 
     def __init__(self, preprocessor: Preprocessor, spec: ModelSpec) -> None:
         super().__init__()
-        self.encoders = nn.ModuleDict(
-            {
-                kind: features.get(kind).encoder([c.state for c in cols], spec)
-                for kind, cols in preprocessor.by_type().items()
-            }
+        groups = preprocessor.groups()
+        # a list, not a dict keyed by group: column names may hold characters module names may not
+        self.keys = list(groups)
+        self.encoders = nn.ModuleList(
+            features.get(cols[0].type).encoder([c.state for c in cols], spec) for cols in groups.values()
         )
-        width = sum(e.out_dim for e in self.encoders.values())
+        self.combiner = make_combiner(spec, [e.out_dim for e in self.encoders])
+        width = self.combiner.out_dim
         self.members = nn.ModuleList(Member(width, preprocessor.n_outputs, spec) for _ in range(spec.ensemble))
 
     def forward(self, inputs: dict[str, torch.Tensor]) -> torch.Tensor:
-        x = torch.cat([encoder(inputs[kind]) for kind, encoder in self.encoders.items()], dim=1)
+        x = self.combiner([encoder(inputs[key]) for key, encoder in zip(self.keys, self.encoders, strict=True)])
         return torch.stack([member(x) for member in self.members], dim=1)
+
+
+class Concat(nn.Module):
+    """The encoders' outputs side by side."""
+
+    def __init__(self, dims: list[int]) -> None:
+        super().__init__()
+        self.out_dim = sum(dims)
+
+    def forward(self, parts: list[torch.Tensor]) -> torch.Tensor:
+        return torch.cat(parts, dim=1)
+
+
+class TransformerCombiner(nn.Module):
+    """Each encoder's output becomes one token; a small transformer lets the inputs attend to each
+    other (an image to the table columns beside it) before the tokens are concatenated."""
+
+    def __init__(self, dims: list[int], width: int = 64, layers: int = 2, heads: int = 4) -> None:
+        super().__init__()
+        self.project = nn.ModuleList(nn.Linear(d, width) for d in dims)
+        self.kind = nn.Parameter(torch.randn(len(dims), width) * 0.02)  # which input a token came from
+        layer = nn.TransformerEncoderLayer(width, heads, 2 * width, dropout=0.1, batch_first=True, norm_first=True)
+        self.body = nn.TransformerEncoder(layer, layers, enable_nested_tensor=False)
+        self.out_dim = width * len(dims)
+
+    def forward(self, parts: list[torch.Tensor]) -> torch.Tensor:
+        tokens = torch.stack([p(x) for p, x in zip(self.project, parts, strict=True)], dim=1) + self.kind
+        return self.body(tokens).flatten(1)
+
+
+def make_combiner(spec: ModelSpec, dims: list[int]) -> nn.Module:
+    if spec.combiner == "transformer":
+        return TransformerCombiner(dims)
+    return Concat(dims)
 
 
 class Head:

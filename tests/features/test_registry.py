@@ -2,69 +2,54 @@
 
 from __future__ import annotations
 
-import json
+from pathlib import Path
 
+import conformance
 import numpy as np
 import pandas as pd
 import pytest
-import torch
 
 from dlpipe.features import REGISTRY, infer_column
-from dlpipe.spec import FeatureSpec, ModelSpec
+from dlpipe.spec import FeatureSpec
 
-# (training values, values met later that must not break anything)
+# (training values, values met later that must not break anything, other training values)
 SAMPLES = {
     "numeric": (
         pd.Series([1.5, 2.0, np.nan, 4.0, 10.0, 3.0] * 5, name="x"),
         pd.Series([np.inf, -1e12, None, "garbage", 2.5, "7"], name="x"),
+        pd.Series([100.0, 200.0, 300.0] * 5, name="x"),
     ),
     "category": (
         pd.Series(["a", "b", "c", "a", None, "b"] * 5 + ["rare"], name="c"),
         pd.Series(["a", "never seen", None, 3.0, " b ", ""], name="c"),
+        pd.Series(["x", "y"] * 5, name="c"),
     ),
     "binary": (
         pd.Series(["yes", "no", "yes", None, "no", "yes"] * 5, name="b"),
         pd.Series(["yes", "maybe", None, 1, "NO", "no"], name="b"),
+        pd.Series(["up", "down"] * 5, name="b"),
+    ),
+    "datetime": (
+        pd.Series(["2021-01-03", "2022-05-06 13:00", None, "2020-12-31 23:59"] * 5, name="d"),
+        pd.Series(["2030-02-29", "not a date", None, 12, "2021-06-01T10:00:00+02:00", ""], name="d"),
+        pd.Series(["1990-01-01", "1991-07-01"] * 5, name="d"),
     ),
 }
+# types whose samples are files: their own modules run the same checks
+FILE_TYPES = {"image": "test_image", "audio": "test_audio", "text": "test_text"}
 
 
-@pytest.fixture(params=sorted(REGISTRY))
-def kind(request):
-    if request.param not in SAMPLES:
-        pytest.fail(f"feature type {request.param!r} has no conformance samples")
-    return request.param
+@pytest.mark.parametrize("kind", sorted(SAMPLES))
+def test_conformance(kind):
+    train, later, other = SAMPLES[kind]
+    conformance.run_all(REGISTRY[kind], train, later, other)
 
 
-def test_fit_state_is_json_and_round_trips(kind):
-    train, later = SAMPLES[kind]
-    feature = REGISTRY[kind]
-    state = feature.fit(train, FeatureSpec())
-    restored = json.loads(json.dumps(state))
-    np.testing.assert_array_equal(feature.transform(later, state), feature.transform(later, restored))
-
-
-def test_transform_is_finite_and_row_aligned_even_for_bad_values(kind):
-    train, later = SAMPLES[kind]
-    feature = REGISTRY[kind]
-    state = feature.fit(train, FeatureSpec())
-    out = feature.transform(later, state)
-    assert out.shape[0] == len(later)
-    assert np.isfinite(out.astype(float)).all()
-
-
-def test_encoder_output_matches_out_dim(kind):
-    train, later = SAMPLES[kind]
-    feature = REGISTRY[kind]
-    states = {"a": feature.fit(train, FeatureSpec()), "b": feature.fit(train, FeatureSpec())}
-    frame = pd.DataFrame({"a": later.to_numpy(), "b": later.to_numpy()})
-    batch = torch.from_numpy(feature.transform_many(frame, states))
-    encoder = feature.encoder(list(states.values()), ModelSpec(numeric_embedding=4))
-    out = encoder(batch)
-    assert out.shape == (len(later), encoder.out_dim)
-    if any(p.requires_grad for p in encoder.parameters()):
-        out.sum().backward()
-        assert all(p.grad is not None for p in encoder.parameters())
+def test_every_type_has_conformance_tests():
+    for kind in set(REGISTRY) - set(SAMPLES):
+        module = Path(__file__).with_name(f"{FILE_TYPES.get(kind, 'missing')}.py")
+        assert module.exists(), f"feature type {kind!r} has no conformance tests"
+        assert "conformance.run_all" in module.read_text(), f"{module.name} does not run the conformance suite"
 
 
 def test_numeric_statistics_and_missing_indicator():
@@ -109,7 +94,10 @@ def test_category_integral_floats_match_ints():
         (["yes", "no"] * 25, "binary"),
         ([1.5, 2.25, 3.0, 8.5, 1.1] * 20, "numeric"),
         (["red", "green", "blue", "red"] * 25, "category"),
-        ([f"word{i % 7} word{i % 11} word{i % 13} word{i % 5} end{i}" for i in range(100)], "ignore"),
+        ([f"word{i % 7} word{i % 11} word{i % 13} word{i % 5} end{i}" for i in range(100)], "text"),
+        (["2024-01-05", "2023-12-31", "2024-02-29 08:15"] * 10, "datetime"),
+        ([f"photos/{i}.JPG" for i in range(30)], "image"),
+        ([f"clips/{i}.wav" for i in range(30)], "audio"),
     ],
 )
 def test_inference(values, expected):

@@ -8,12 +8,18 @@ import numpy as np
 import pandas as pd
 
 from dlpipe.errors import ConfigError
+from dlpipe.features.audio import AUDIO_EXTENSIONS, Audio
 from dlpipe.features.base import FeatureType
 from dlpipe.features.binary import Binary
 from dlpipe.features.category import MAX_CATEGORY_LEVELS, Category, normalise
+from dlpipe.features.datetime import Datetime, date_share
+from dlpipe.features.image import IMAGE_EXTENSIONS, Image
 from dlpipe.features.numeric import Numeric, numeric_share
+from dlpipe.features.text import Text
 
-REGISTRY: dict[str, FeatureType] = {t.name: t for t in (Numeric(), Category(), Binary())}
+REGISTRY: dict[str, FeatureType] = {
+    t.name: t for t in (Numeric(), Category(), Binary(), Datetime(), Text(), Image(), Audio())
+}
 ID_NAME = re.compile(r"(^|[_\W])(id|uuid|guid|key|index|idx)($|[_\W])|^(id|uuid)[a-z]*$", re.IGNORECASE)
 TEXT_MIN_WORDS = 4
 
@@ -36,6 +42,11 @@ def infer_column(column: pd.Series) -> tuple[str, str]:
         return "ignore", "every value is missing"
     if present.map(lambda v: isinstance(v, list | dict | tuple | set | np.ndarray)).any():
         return "ignore", "nested values (lists or objects): flatten them into columns to use them"
+    if pd.api.types.is_datetime64_any_dtype(present):
+        return "datetime", "dates and times"
+    files = _file_kind(present)
+    if files:
+        return files
     distinct = present.nunique()
     if distinct == 1:
         return "ignore", f"constant: every value is {present.iloc[0]!r}"
@@ -48,11 +59,15 @@ def infer_column(column: pd.Series) -> tuple[str, str]:
             return "ignore", "ID-like: a distinct whole number per row"
         note = "" if share == 1.0 else f" ({1 - share:.1%} unparseable values treated as missing)"
         return "numeric", f"numbers with {distinct} distinct values{note}"
+    dates = date_share(present)
+    if dates >= 0.95:
+        note = "" if dates == 1.0 else f" ({1 - dates:.1%} unparseable values treated as missing)"
+        return "datetime", f"dates and times{note}"
     text = normalise(present)
     words = text.str.split().str.len().mean()
     unique_share = distinct / len(present)
     if words >= TEXT_MIN_WORDS and unique_share > 0.3:
-        return "ignore", f"free text ({words:.0f} words on average); text features are not available yet"
+        return "text", f"free text ({words:.0f} words on average, {unique_share:.0%} distinct)"
     if unique_share > 0.9 and len(present) > 20:
         return "ignore", "ID-like: a distinct value per row"
     if distinct <= MAX_CATEGORY_LEVELS or unique_share < 0.5:
@@ -63,6 +78,18 @@ def infer_column(column: pd.Series) -> tuple[str, str]:
         )
         return "category", reason
     return "ignore", f"{distinct} distinct values in {len(present)} rows: too many for a category"
+
+
+def _file_kind(present: pd.Series) -> tuple[str, str] | None:
+    """(type, reason) when nearly every value is a path to an image or audio file."""
+    if not (pd.api.types.is_object_dtype(present) or pd.api.types.is_string_dtype(present)):
+        return None
+    suffixes = present.astype(str).str.strip().str.lower().str.extract(r"(\.[a-z0-9]{2,5})$")[0]
+    for kind, extensions in (("image", IMAGE_EXTENSIONS), ("audio", AUDIO_EXTENSIONS)):
+        share = float(suffixes.isin(extensions).mean())
+        if share >= 0.9:
+            return kind, f"paths to {kind} files ({share:.0%} with an {kind} extension)"
+    return None
 
 
 def _is_id_like_numbers(column: pd.Series, present: pd.Series) -> bool:

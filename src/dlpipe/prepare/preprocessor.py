@@ -14,6 +14,7 @@ import pandas as pd
 
 from dlpipe import features
 from dlpipe.errors import ConfigError, DataError
+from dlpipe.features.base import Problems
 from dlpipe.prepare.target import encode_target, fit_target
 
 if TYPE_CHECKING:
@@ -75,23 +76,32 @@ class Preprocessor:
         classes = self.classes
         return 1 if classes is None or len(classes) == 2 else len(classes)
 
-    def by_type(self) -> dict[str, list[Column]]:
+    def groups(self) -> dict[str, list[Column]]:
+        """Columns by network input: one group per tabular type, one per column of a rich type.
+
+        Keys are the type name ("numeric") or "type:column" ("image:photo").
+        """
         groups: dict[str, list[Column]] = {}
         for column in self.columns:
-            groups.setdefault(column.type, []).append(column)
+            key = f"{column.type}:{column.name}" if features.get(column.type).per_column else column.type
+            groups.setdefault(key, []).append(column)
         return groups
 
-    def transform(self, frame: pd.DataFrame) -> dict[str, np.ndarray]:
-        """Feature arrays keyed by type, in the layout the encoders expect."""
+    def transform(self, frame: pd.DataFrame, problems: Problems | None = None) -> dict[str, np.ndarray]:
+        """Feature arrays keyed by group, in the layout the encoders expect.
+
+        Values a feature type cannot use are recorded in `problems` (zeros stand in for them).
+        """
         missing = [c.name for c in self.columns if c.name not in frame.columns]
         if missing:
             raise DataError(
                 f"the data lacks {len(missing)} feature column(s) the model needs: {', '.join(missing[:10])}",
                 fix="pass a table with the training columns",
             )
+        problems = problems if problems is not None else Problems()
         return {
-            kind: features.get(kind).transform_many(frame, {c.name: c.state for c in cols})
-            for kind, cols in self.by_type().items()
+            key: features.get(cols[0].type).transform_many(frame, {c.name: c.state for c in cols}, problems)
+            for key, cols in self.groups().items()
         }
 
     def encode_target(self, column: pd.Series) -> tuple[np.ndarray, np.ndarray]:

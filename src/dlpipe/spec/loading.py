@@ -15,7 +15,16 @@ from pydantic import (
 )
 
 from dlpipe.errors import ConfigError
-from dlpipe.spec.models import UNION_TAGS, AtKey, Data, FeatureSpec, FileSource, PipelineSpec, SqlSource
+from dlpipe.spec.models import (
+    UNION_TAGS,
+    AtKey,
+    Data,
+    FeatureSpec,
+    FileSource,
+    FolderSource,
+    PipelineSpec,
+    SqlSource,
+)
 
 # --- loading ---------------------------------------------------------------------------------
 
@@ -192,6 +201,8 @@ def _resolve_paths(spec: PipelineSpec, base: Path) -> PipelineSpec:
             return src if Path(src).is_absolute() else str((base / src).resolve())
         if isinstance(src, FileSource):
             return src.model_copy(update={"path": fix(src.path)})
+        if isinstance(src, FolderSource):
+            return src.model_copy(update={src.kind: fix(src.path)})
         if isinstance(src, SqlSource) and src.url.startswith("sqlite:///") and not src.url.startswith("sqlite:////"):
             rel = src.url.removeprefix("sqlite:///")
             if rel and rel != ":memory:":

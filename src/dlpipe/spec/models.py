@@ -116,16 +116,49 @@ class BuiltinSource(_Strict):
     builtin: Literal["iris", "wine", "breast_cancer", "digits", "diabetes"]
 
 
+class FolderSource(_Strict):
+    """Files of one kind: a folder with one subfolder per class, or a table with a column of paths.
+
+    Exactly one of `images`, `audio`, `text` names the folder (or table).
+    """
+
+    images: str | None = None
+    audio: str | None = None
+    text: str | None = None
+
+    @model_validator(mode="after")
+    def _one(self) -> FolderSource:
+        given = [k for k in ("images", "audio", "text") if getattr(self, k) is not None]
+        if len(given) != 1:
+            raise ValueError(f"a folder source names exactly one of images, audio, text; received {given or 'none'}")
+        return self
+
+    @property
+    def kind(self) -> str:
+        return next(k for k in ("images", "audio", "text") if getattr(self, k) is not None)
+
+    @property
+    def path(self) -> str:
+        return getattr(self, self.kind)
+
+
 def _source_kind(value: Any) -> str | None:
     if isinstance(value, str):
         return "path"
     if isinstance(value, dict):
-        for key, tag in (("builtin", "builtin"), ("sql", "sql"), ("path", "file")):
+        for key, tag in (
+            ("builtin", "builtin"),
+            ("sql", "sql"),
+            ("path", "file"),
+            ("images", "folder"),
+            ("audio", "folder"),
+            ("text", "folder"),
+        ):
             if key in value:
                 return tag
         return None
     if isinstance(value, BaseModel):
-        return {FileSource: "file", SqlSource: "sql", BuiltinSource: "builtin"}.get(type(value))
+        return {FileSource: "file", SqlSource: "sql", BuiltinSource: "builtin", FolderSource: "folder"}.get(type(value))
     return None
 
 
@@ -133,11 +166,12 @@ Source = Annotated[
     Annotated[str, Tag("path")]
     | Annotated[FileSource, Tag("file")]
     | Annotated[SqlSource, Tag("sql")]
-    | Annotated[BuiltinSource, Tag("builtin")],
+    | Annotated[BuiltinSource, Tag("builtin")]
+    | Annotated[FolderSource, Tag("folder")],
     Discriminator(
         _source_kind,
         custom_error_type="source",
-        custom_error_message="a source is a file path or a mapping with one of: path, sql, builtin",
+        custom_error_message="a source is a file path or a mapping with one of: path, sql, builtin, images, audio, text",  # noqa: E501
     ),
 ]
 
@@ -178,6 +212,16 @@ class Data(_Strict):
 # --- features, model, training ---------------------------------------------------------------
 
 
+class Augment(_Strict):
+    """Training-only augmentation of images (flip, crop, rotate) and spectrograms (masks)."""
+
+    flip: bool = Field(True, description="image: random horizontal flips")
+    crop: float = Field(0.8, gt=0.0, le=1.0, description="image: random resized crops keep at least this area; 1 = off")
+    rotate: float = Field(10.0, ge=0.0, le=180.0, description="image: random rotation up to this many degrees")
+    time_mask: float = Field(0.1, ge=0.0, lt=1.0, description="audio: mask up to this share of the frames")
+    freq_mask: float = Field(0.15, ge=0.0, lt=1.0, description="audio: mask up to this share of the mel bands")
+
+
 class FeatureSpec(_Strict):
     type: FeatureTypeName | None = None
     missing: Literal["mean", "median", "constant", "most_frequent"] | None = Field(
@@ -187,6 +231,30 @@ class FeatureSpec(_Strict):
     scale: Literal["standard", "robust", "quantile", "none"] | None = Field(None, description="numeric scaling")
     min_frequency: Whole | None = Field(None, ge=1, description="category levels rarer than this merge into one")
     max_levels: Whole | None = Field(None, ge=2, description="keep at most this many category levels")
+    # rich types: images, text, audio
+    encoder: Literal["cnn", "bag", "transformer", "minilm"] | None = Field(
+        None, description="text: bag | cnn | transformer | minilm (pretrained, frozen); image and audio: cnn"
+    )
+    width: Whole | None = Field(None, ge=4, le=4096, description="encoder width (channels or embedding size)")
+    depth: Whole | None = Field(None, ge=1, le=32, description="encoder depth (residual blocks or layers)")
+    augment: bool | Augment | None = Field(None, description="training-only augmentation; on by default")
+    size: list[Whole] | Whole | None = Field(None, description="image: [height, width] after resizing, or one side")
+    channels: Literal[1, 3] | None = Field(None, description="image: 1 (greyscale) or 3 (RGB); from the data")
+    vocab_size: Whole | None = Field(None, ge=10, le=1_000_000, description="text: tokens kept by the tokenizer")
+    max_tokens: Whole | None = Field(None, ge=1, le=100_000, description="text: tokens per value; longer is cut")
+    sample_rate: Whole | None = Field(None, ge=1000, le=192_000, description="audio: resampled to this rate (Hz)")
+    n_mels: Whole | None = Field(None, ge=8, le=512, description="audio: mel bands of the spectrogram")
+    duration: float | None = Field(None, gt=0.0, le=3600.0, description="audio: seconds per clip; from the data")
+
+    @field_validator("size")
+    @classmethod
+    def _size(cls, value: list[int] | int | None) -> list[int] | None:
+        if value is None:
+            return None
+        sides = [value, value] if isinstance(value, int) else value
+        if len(sides) != 2 or not all(4 <= side <= 4096 for side in sides):
+            raise ValueError(f"size is [height, width] (or one side), each 4..4096; received {value!r}")
+        return sides
 
     @model_validator(mode="after")
     def _fill_value_fits(self) -> FeatureSpec:
@@ -207,7 +275,7 @@ FeatureOverride = Annotated[
     Annotated[Literal["ignore"], Tag("ignore")] | Annotated[FeatureSpec, Tag("spec")],
     Discriminator(lambda v: "ignore" if isinstance(v, str) else "spec"),
 ]
-UNION_TAGS = {"path", "file", "sql", "builtin", "ignore", "spec"}
+UNION_TAGS = {"path", "file", "sql", "builtin", "folder", "ignore", "spec"}
 
 
 class ModelSpec(_Strict):
@@ -220,6 +288,9 @@ class ModelSpec(_Strict):
     )
     ensemble: Whole = Field(1, ge=1, le=64, description="networks trained together and averaged")
     skip: bool = Field(True, description="add a linear path from the encoded inputs to the output")
+    combiner: Literal["concat", "transformer"] = Field(
+        "concat", description="how the encoders' outputs meet: side by side, or as tokens through a transformer"
+    )
     category_embedding: Whole | None = Field(
         None, ge=1, le=512, description="embedding size; by cardinality when absent"
     )

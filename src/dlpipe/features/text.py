@@ -1,0 +1,10 @@
+"""Texts (placeholder: being written)."""
+
+from __future__ import annotations
+
+from dlpipe.features.base import FeatureType
+
+
+class Text(FeatureType):
+    name = "text"
+    per_column = True
