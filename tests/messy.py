@@ -59,6 +59,7 @@ class Messy:
     truncated: int = 0  # lines with too few fields
     classes: set[str] | None = None  # the clean class labels
     ignored: dict[str, str] = field(default_factory=dict)  # column (as read) -> words the reason must hold
+    texts: set[str] = field(default_factory=set)  # free-text columns (as read) that must become text features
     survive: dict[str, list[str]] = field(default_factory=dict)  # column (as read) -> values that must survive
     missing: dict[str, int] = field(default_factory=dict)  # column (as read) -> cells written as a missing token
 
@@ -351,7 +352,7 @@ def with_free_text(folder: Path) -> Messy:
     frame = free_text(as_text(diamonds_frame(1500)), rng, position=3)
     path = folder / "diamonds_free_text.csv"
     write(frame, path)
-    return Messy(path, "price", "price", "regression", len(frame), ignored={"comment": "free text"})
+    return Messy(path, "price", "price", "regression", len(frame), texts={"comment"})
 
 
 def sorted_by_target_classes(folder: Path) -> Messy:
@@ -502,7 +503,8 @@ def everything(folder: Path) -> Messy:
         encoding="latin-1",
         malformed=bad,
         classes=DIAMOND_CUTS,
-        ignored={"customer_id": "ID-like", "record_uuid": "ID-like", "Bemerkung": "free text"},
+        ignored={"customer_id": "ID-like", "record_uuid": "ID-like"},
+        texts={"Bemerkung"},
         survive={"Geschäft": NON_ASCII_SHOPS},
         missing=counts,
     )
@@ -536,7 +538,8 @@ def everything_headerless(folder: Path) -> Messy:
         encoding="latin-1",
         malformed=bad,
         classes=DIAMOND_CUTS,
-        ignored={name["customer_id"]: "ID-like", name["record_uuid"]: "ID-like", name["Bemerkung"]: "free text"},
+        ignored={name["customer_id"]: "ID-like", name["record_uuid"]: "ID-like"},
+        texts={name["Bemerkung"]},
         survive={name["Geschäft"]: NON_ASCII_SHOPS},
     )
 

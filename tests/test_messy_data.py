@@ -218,7 +218,7 @@ def test_profile_counts_rows_classes_and_dropped_lines(outcomes, case):
 
 @pytest.mark.slow
 @pytest.mark.parametrize("case", WITH_IGNORED)
-def test_id_and_free_text_columns_are_ignored_with_a_reason(outcomes, case):
+def test_id_columns_are_ignored_with_a_reason_and_free_text_is_a_text_feature(outcomes, case):
     outcome = finished(outcomes(case))
     dropped = {d["name"]: d["reason"] for d in outcome.json("profile.json")["dropped"]["columns"]}
     for column in outcome.messy.ignored:
@@ -227,6 +227,8 @@ def test_id_and_free_text_columns_are_ignored_with_a_reason(outcomes, case):
     model = json.loads((outcome.run_folder / "model" / "model.json").read_text(encoding="utf-8"))
     used = {c["name"] for c in model["preprocessor"]["columns"]}
     assert not used & set(outcome.messy.ignored)
+    types = {c["name"]: c["type"] for c in model["preprocessor"]["columns"]}
+    assert {types.get(c) for c in outcome.messy.texts} <= {"text"}, types
 
 
 @pytest.mark.slow

@@ -89,7 +89,11 @@ def cmd_predict(args: argparse.Namespace) -> int:
             "(wrong number of fields); the output has one row per readable input row",
             err=True,
         )
-    result = frame.join(loaded.predict(frame), rsuffix="_predicted")
+    predicted = loaded.predict(frame)
+    if "problem" in predicted:
+        bad = predicted["problem"].astype(bool)
+        _echo(f"warning: {int(bad.sum())} rows have no prediction; the `problem` column says why", err=True)
+    result = frame.join(predicted, rsuffix="_predicted")
     output.parent.mkdir(parents=True, exist_ok=True)
     tmp = output.with_name(output.name + ".tmp")
     if output.suffix.lower() == ".parquet":
@@ -133,8 +137,10 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
 
     p = sub.add_parser("init", help="infer task, types, metric and a goal from data; write a commented pipeline.yaml")
-    p.add_argument("data", help="a data file: CSV, TSV, Parquet or JSON lines")
-    p.add_argument("--target", "-t", required=True, help="target column name, or its 0-based position")
+    p.add_argument("data", help="a data file (CSV, TSV, Parquet, JSON lines) or a folder with a subfolder per class")
+    p.add_argument(
+        "--target", "-t", help="target column name, or its 0-based position (a folder's target is its `label`)"
+    )
     p.add_argument("--output", "-o", default="pipeline.yaml", help="where to write the file (default: pipeline.yaml)")
     p.add_argument("--task", choices=["classification", "regression"], help="override the inferred task")
     p.add_argument("--force", action="store_true", help="overwrite an existing file")

@@ -47,12 +47,40 @@ def trivial_baseline(target: pd.Series, task: str, metric: str) -> tuple[float, 
     return base, float(f"{0.9 * base:.4g}")
 
 
+def folder_kind(folder: Path) -> str:
+    """images, audio or text: the kind of most files in a class-per-subfolder tree."""
+    from dlpipe.collect.folders import extensions
+
+    counts = {kind: 0 for kind in ("images", "audio", "text")}
+    for path in folder.glob("*/**/*"):
+        for kind in counts:
+            counts[kind] += path.suffix.lower() in extensions(kind)
+    kind = max(counts, key=counts.get)
+    if not counts[kind]:
+        raise DataError(
+            "no image, audio or text files in class subfolders",
+            where=str(folder),
+            fix="a data folder holds one subfolder per class with the files inside",
+        )
+    return kind
+
+
 def init_pipeline(
-    data: str | Path, target: str, output: str | Path, *, task: str | None = None, name: str | None = None
+    data: str | Path, target: str | None, output: str | Path, *, task: str | None = None, name: str | None = None
 ) -> str:
-    """Write a commented pipeline.yaml for `data` with `target`; returns its text."""
+    """Write a commented pipeline.yaml for `data` (a table, or a folder of class subfolders) with
+    `target` (a folder's target is its `label`); returns its text."""
+    from dlpipe.spec import FolderSource
+
     data, output = Path(data), Path(output)
-    collected = collect(FileSource(path=str(data)))
+    kind = folder_kind(data) if data.is_dir() else None
+    if kind:
+        collected = collect(FolderSource(**{kind: str(data)}))
+        target = target or "label"
+    elif target is None:
+        raise DataError("--target is needed for a table", where=str(data), fix="name the column to predict")
+    else:
+        collected = collect(FileSource(path=str(data)))
     frame = collected.frame
     target_name = resolve_target(frame, target)
     if len(frame.columns) < 2:
@@ -73,7 +101,9 @@ def init_pipeline(
     options = collected.options
     source = f"{rel}"
     extras = {k: options[k] for k in ("header", "delimiter", "encoding") if k in options}
-    if (
+    if kind:
+        source_yaml = f"  source: {{{kind}: {_q(source)}}}   # one subfolder per class"
+    elif (
         extras.get("header", True)
         and extras.get("encoding") == "utf-8"
         and extras.get("delimiter") in (",", "\t", None)

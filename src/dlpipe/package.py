@@ -21,6 +21,7 @@ import pandas as pd
 
 from dlpipe import __version__
 from dlpipe.errors import ArtifactError, ConfigError, DataError
+from dlpipe.features.base import Problems
 from dlpipe.prepare.preprocessor import Preprocessor
 
 if TYPE_CHECKING:
@@ -216,23 +217,37 @@ class Model:
     def metrics(self) -> dict[str, Any]:
         return self.manifest.get("metrics", {})
 
-    def predict_output(self, frame: pd.DataFrame) -> np.ndarray:
-        """Class probabilities, or regression values in the target's units."""
+    def predict_output(self, frame: pd.DataFrame, problems: Problems | None = None) -> np.ndarray:
+        """Class probabilities, or regression values in the target's units.
+
+        Rows with a value the model cannot use (an unreadable image) are listed in `problems`;
+        their outputs are meaningless and `predict` blanks them.
+        """
         from dlpipe.evaluate import predict_outputs, to_tensors
 
         if len(frame) == 0:
             raise DataError("nothing to predict: the table has no rows")
-        out = predict_outputs(self.net, self.head, to_tensors(self.preprocessor.transform(frame)))
+        out = predict_outputs(self.net, self.head, to_tensors(self.preprocessor.transform(frame, problems)))
         return out if self.classes else self.preprocessor.decode_regression(out)
 
     def predict(self, frame: pd.DataFrame) -> pd.DataFrame:
-        """`prediction`, plus `proba_<class>` per class for classifiers; one row per input row."""
-        out = self.predict_output(frame)
+        """`prediction`, plus `proba_<class>` per class for classifiers; one row per input row.
+
+        A row with an unusable value (a missing or corrupt file) gets no prediction and a
+        `problem` column saying why; the other rows are predicted as usual.
+        """
+        problems = Problems()
+        out = self.predict_output(frame, problems)
+        bad = ~problems.mask(len(frame))
         if not self.classes:
-            return pd.DataFrame({"prediction": out}, index=frame.index)
-        result = pd.DataFrame({"prediction": np.asarray(self.classes, dtype=object)[out.argmax(1)]}, index=frame.index)
-        for i, cls in enumerate(self.classes):
-            result[f"proba_{cls}"] = out[:, i]
+            result = pd.DataFrame({"prediction": np.where(bad, np.nan, out)}, index=frame.index)
+        else:
+            labels = np.asarray(self.classes, dtype=object)[out.argmax(1)]
+            result = pd.DataFrame({"prediction": np.where(bad, None, labels)}, index=frame.index)
+            for i, cls in enumerate(self.classes):
+                result[f"proba_{cls}"] = np.where(bad, np.nan, out[:, i])
+        if bad.any():
+            result["problem"] = [problems.rows.get(i, "") for i in range(len(frame))]
         return result
 
 

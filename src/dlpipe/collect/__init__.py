@@ -21,11 +21,12 @@ class Collected:
     notes: list[str] = field(default_factory=list)
     dropped_lines: int = 0
     options: dict[str, Any] = field(default_factory=dict)  # detected options, e.g. header, delimiter
+    skipped: list[dict[str, Any]] = field(default_factory=list)  # files not read: {file, reason, ...}
 
 
 def collect(source: Any) -> Collected:
-    """Read a source: a path, a FileSource/SqlSource/BuiltinSource, or a pandas/pyarrow table."""
-    from dlpipe.spec import BuiltinSource, FileSource, SqlSource
+    """Read a source: a path, a File/Sql/Builtin/FolderSource, or a pandas/pyarrow table."""
+    from dlpipe.spec import BuiltinSource, FileSource, FolderSource, SqlSource
 
     if isinstance(source, str | Path):
         source = FileSource(path=str(source))
@@ -35,8 +36,14 @@ def collect(source: Any) -> Collected:
         collected = Collected(source.to_pandas(), "a pyarrow Table")
     elif isinstance(source, FileSource):
         from dlpipe.collect.files import read_file
+        from dlpipe.collect.folders import resolve_paths
 
-        collected = read_file(source)
+        collected = resolve_paths(read_file(source), Path(source.path).parent)
+    elif isinstance(source, FolderSource):
+        from dlpipe.collect.folders import read_folder, resolve_paths
+
+        root = Path(source.path)
+        collected = resolve_paths(read_folder(source), root.parent if root.is_file() else root)
     elif isinstance(source, SqlSource):
         from dlpipe.collect.sql import read_sql
 

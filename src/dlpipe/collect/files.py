@@ -241,6 +241,8 @@ def detect_header(sample: str, delimiter: str) -> bool:
         rows = [r for r in csv.reader(io.StringIO(sample, newline=""), delimiter=delimiter, skipinitialspace=True) if r]
     except csv.Error:
         return True
+    if not rows:
+        return True
     if len(rows) > 2:
         rows = rows[:-1]  # the sample may cut the last row short
     first, body = rows[0], rows[1:51]

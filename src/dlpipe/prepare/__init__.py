@@ -11,6 +11,7 @@ import pandas as pd
 from dlpipe import features
 from dlpipe.collect import Collected
 from dlpipe.errors import ConfigError, DataError
+from dlpipe.features.base import Problems
 from dlpipe.features.numeric import to_numbers
 from dlpipe.prepare.preprocessor import Preprocessor
 from dlpipe.prepare.profile import column_profile, target_profile
@@ -98,7 +99,8 @@ def prepare(
     reserved = {column: f"the split column ({method} split)"} if method in ("group", "column") else {}
     types = infer_types(frames["train"], target, spec, reserved)
     preprocessor = Preprocessor.fit(frames["train"], problem.task, target, types, spec)
-    splits = _encode_splits(preprocessor, frames, dropped)
+    files: list[dict[str, Any]] = [{**f, "split": "source"} for f in source.skipped]
+    splits = _encode_splits(preprocessor, frames, dropped, files)
 
     n_classes = len(preprocessor.classes or [])
     resolved = _resolve(spec, target, method, default_metric(problem.task, n_classes), types, len(splits["train"]))
@@ -115,6 +117,7 @@ def prepare(
         "dropped": {
             "columns": [{"name": n, "reason": r} for n, (t, r) in types.items() if t == "ignore"],
             "rows": dropped,
+            "files": files,
         },
         "notes": source.notes + notes,
     }
@@ -166,16 +169,37 @@ def _split_frames(
 
 
 def _encode_splits(
-    preprocessor: Preprocessor, frames: dict[str, pd.DataFrame], dropped: list[dict[str, Any]]
+    preprocessor: Preprocessor,
+    frames: dict[str, pd.DataFrame],
+    dropped: list[dict[str, Any]],
+    files: list[dict[str, Any]],
 ) -> dict[str, SplitData]:
-    """Each split through the fitted preprocessor; rows whose class training never saw are counted."""
+    """Each split through the fitted preprocessor.
+
+    Rows whose class training never saw, and rows with a file their feature type cannot use (a
+    corrupt image, an empty recording), are left out, counted, and the files listed.
+    """
     splits = {}
     for name in SPLITS:
         y, ok = preprocessor.encode_target(frames[name][preprocessor.target])
         if not ok.all():
             dropped.append({"reason": UNSEEN_CLASS, "count": int((~ok).sum()), "split": name})
         kept = frames[name][ok].reset_index(drop=True)
-        splits[name] = SplitData(preprocessor.transform(kept), y[ok], kept)
+        problems = Problems()
+        inputs = preprocessor.transform(kept, problems)
+        usable = problems.mask(len(kept))
+        if not usable.all():
+            dropped.append({"reason": "unusable file or value", "count": int((~usable).sum()), "split": name})
+            files.extend({**p, "split": name} for p in problems.listed)
+            inputs = {k: v[usable] for k, v in inputs.items()}
+            kept = kept[usable].reset_index(drop=True)
+        if len(kept) == 0:
+            raise DataError(
+                f"the {name} split is empty once unusable rows are left out",
+                where="data",
+                fix="see the files listed under dropped.files in profile.json",
+            )
+        splits[name] = SplitData(inputs, y[ok][usable], kept)
     return splits
 
 
