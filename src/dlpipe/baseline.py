@@ -18,11 +18,11 @@ if TYPE_CHECKING:
     from dlpipe.prepare import Prepared
 
 MAX_ROWS = 50_000
-TABULAR = ("numeric", "binary", "category")
+TABULAR = ("numeric", "binary", "category", "datetime")
 
 
 def _design(inputs: dict[str, np.ndarray], encoder: OneHotEncoder | None) -> np.ndarray:
-    parts = [inputs[k].reshape(len(inputs[k]), -1) for k in ("numeric", "binary") if k in inputs]
+    parts = [inputs[k].reshape(len(inputs[k]), -1) for k in ("numeric", "binary", "datetime") if k in inputs]
     if "category" in inputs:
         parts.append(encoder.transform(inputs["category"]))
     return np.hstack(parts) if parts else np.zeros((len(next(iter(inputs.values()))), 0))
