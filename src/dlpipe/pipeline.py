@@ -177,6 +177,11 @@ def summarise(prepared: Prepared) -> list[str]:
     ]
     lines += [f"ignored {d['name']!r}: {d['reason']}" for d in profile["dropped"]["columns"]]
     lines += [f"dropped {d['count']} rows ({d['split']}): {d['reason']}" for d in profile["dropped"]["rows"]]
+    files = profile["dropped"].get("files", [])
+    if files:
+        first = files[0]
+        what = first.get("value") or first.get("file")
+        lines.append(f"skipped {len(files)} unusable files, listed in profile.json (first: {what}: {first['reason']})")
     return lines + [f"note: {n}" for n in profile["notes"]]
 
 

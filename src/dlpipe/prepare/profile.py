@@ -23,6 +23,16 @@ def column_profile(column: pd.Series, kind: str, reason: str) -> dict[str, Any]:
             out.update(min=float(x.min()), max=float(x.max()), mean=float(x.mean()), std=float(x.std(ddof=0)))
             counts, edges = np.histogram(x, bins=20)
             out["histogram"] = {"counts": counts.tolist(), "edges": edges.tolist()}
+    elif kind == "text":
+        words = column.dropna().astype(str).str.split().str.len()
+        if len(words):
+            out.update(words_mean=round(float(words.mean()), 2), words_max=int(words.max()))
+    elif kind == "datetime":
+        from dlpipe.features.datetime import to_datetimes
+
+        dates = to_datetimes(column).dropna()
+        if len(dates):
+            out.update(min=dates.min().isoformat(), max=dates.max().isoformat())
     elif kind in ("category", "binary"):
         top = column.astype("string").str.strip().value_counts().head(10)
         out["top"] = {str(k): int(v) for k, v in top.items()}
