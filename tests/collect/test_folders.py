@@ -38,12 +38,19 @@ def test_text_folder_reads_contents_in_their_encoding_and_lists_unusable_files(t
     _touch(tmp_path / "t" / "neg" / "c.txt", b"awful")
     _touch(tmp_path / "t" / "neg" / "empty.txt", b"   ")
     _touch(tmp_path / "t" / "neg" / "blob.txt", b"\x00\x01\x02binary")
+    secret = _touch(tmp_path / "secret.txt", b"password")
+    (tmp_path / "t" / "neg" / "link.txt").symlink_to(secret)
     got = collect(FolderSource(text=str(tmp_path / "t")))
     texts = set(got.frame["text"])
     assert "café crème, très bon" in texts and "déjà vu — great" in texts
     assert len(got.frame) == 3
     reasons = {Path(s["file"]).name: s["reason"] for s in got.skipped}
-    assert reasons == {"empty.txt": "empty file", "blob.txt": "binary content, not text"}
+    assert reasons == {
+        "empty.txt": "empty file",
+        "blob.txt": "binary content, not text",
+        "link.txt": "outside the data folder",
+    }
+    assert "password" not in texts
 
 
 def test_folder_without_class_subfolders_is_a_clear_error(tmp_path):

@@ -50,12 +50,16 @@ def read_folder(src: Any) -> Collected:
     rows: list[dict[str, Any]] = []
     skipped: list[dict[str, Any]] = []
     other = 0
+    base = root.resolve()
     for folder in classes:
         for path in sorted(folder.rglob("*")):
             if not path.is_file() or path.name.startswith("."):
                 continue
             if path.suffix.lower() not in wanted:
                 other += 1
+                continue
+            if base not in path.resolve().parents:  # a symbolic link out of the data folder
+                skipped.append({"file": str(path), "reason": "outside the data folder"})
                 continue
             if kind == "text":
                 content, reason = _read_text(path)
