@@ -44,7 +44,7 @@ def infer_column(column: pd.Series) -> tuple[str, str]:
         return "ignore", "nested values (lists or objects): flatten them into columns to use them"
     if pd.api.types.is_datetime64_any_dtype(present):
         return "datetime", "dates and times"
-    files = _file_kind(present)
+    files = file_kind(present)
     if files:
         return files
     distinct = present.nunique()
@@ -80,7 +80,7 @@ def infer_column(column: pd.Series) -> tuple[str, str]:
     return "ignore", f"{distinct} distinct values in {len(present)} rows: too many for a category"
 
 
-def _file_kind(present: pd.Series) -> tuple[str, str] | None:
+def file_kind(present: pd.Series) -> tuple[str, str] | None:
     """(type, reason) when nearly every value is a path to an image or audio file."""
     if not (pd.api.types.is_object_dtype(present) or pd.api.types.is_string_dtype(present)):
         return None
@@ -102,4 +102,4 @@ def _is_id_like_numbers(column: pd.Series, present: pd.Series) -> bool:
     return named or bool(dense)
 
 
-__all__ = ["REGISTRY", "FeatureType", "get", "infer_column"]
+__all__ = ["REGISTRY", "FeatureType", "file_kind", "get", "infer_column"]
