@@ -14,7 +14,11 @@ from conftest import ROOT
 @pytest.mark.slow
 @pytest.mark.parametrize(
     ("script", "expected"),
-    [("train_overhead.py", "ratio dlpipe / hand-written"), ("defaults.py", "wine")],
+    [
+        ("train_overhead.py", "ratio dlpipe / hand-written"),
+        ("defaults.py", "wine"),
+        ("image_cache.py", "ratio first pass / second pass"),
+    ],
 )
 def test_benchmark_runs(script, expected):
     result = subprocess.run(

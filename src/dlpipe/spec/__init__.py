@@ -2,6 +2,7 @@
 
 from dlpipe.spec.loading import load_spec, parse_yaml, validate_spec
 from dlpipe.spec.models import (
+    Augment,
     BuiltinSource,
     Data,
     FeatureSpec,
@@ -18,6 +19,7 @@ from dlpipe.spec.models import (
 )
 
 __all__ = [
+    "Augment",
     "BuiltinSource",
     "Data",
     "FeatureSpec",
