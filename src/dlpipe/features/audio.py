@@ -49,6 +49,7 @@ class Audio(FeatureType):
     options = frozenset({"sample_rate", "n_mels", "duration", "augment", "width", "depth", "encoder"})
 
     def fit(self, column: pd.Series, spec: FeatureSpec | None) -> dict[str, Any]:
+        """Spectrogram and encoder settings; the clip length, unless given, from the training files' headers."""
         if spec is not None and spec.encoder not in (None, "cnn"):
             from dlpipe.errors import ConfigError
 
@@ -197,23 +198,32 @@ def fit_length(signal: np.ndarray, samples: int) -> np.ndarray:
     return np.pad(signal, (before, samples - n - before))
 
 
-def decode(path: str, rate: int) -> np.ndarray:
-    """A file as mono float64 at `rate`; raises ValueError with a reason a person can act on."""
+def decode(path: str, rate: int, samples: int | None = None) -> np.ndarray:
+    """A file as mono float64 at `rate`; raises ValueError with a reason a person can act on.
+
+    With `samples`, a longer file is read only around its middle (what `fit_length` keeps), so an
+    hour-long recording costs no more than a clip.
+    """
     import soundfile as sf
     from scipy.signal import resample_poly
 
     if not os.path.isfile(path):
         raise ValueError("file not found")
     try:
-        data, source_rate = sf.read(path, dtype="float32", always_2d=True)
+        with sf.SoundFile(path) as f:
+            source_rate, available = int(f.samplerate), f.frames
+            need = available if samples is None else math.ceil(samples * source_rate / rate) + 2
+            if available > need:
+                f.seek((available - need) // 2)
+            data = f.read(min(need, available), dtype="float32", always_2d=True)
     except Exception as error:  # libsndfile's errors vary by format and version
         raise ValueError(f"unreadable audio file ({str(error).strip() or type(error).__name__})") from None
     if data.shape[0] == 0:
         raise ValueError("empty audio file (0 samples)")
     signal = np.nan_to_num(data.mean(axis=1).astype(np.float64))
     if source_rate != rate:
-        common = math.gcd(int(source_rate), rate)
-        signal = resample_poly(signal, rate // common, int(source_rate) // common)
+        common = math.gcd(source_rate, rate)
+        signal = resample_poly(signal, rate // common, source_rate // common)
     return signal
 
 
@@ -245,7 +255,7 @@ def _compute(paths: list[Any], state: dict[str, Any]) -> tuple[np.ndarray, dict[
             continue
         done[value] = row
         try:
-            signal = fit_length(decode(value, state["sample_rate"]), state["samples"])
+            signal = fit_length(decode(value, state["sample_rate"], state["samples"]), state["samples"])
         except ValueError as error:
             found.append([row, value, str(error)])
             continue
