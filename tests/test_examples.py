@@ -7,6 +7,7 @@ import shutil
 import subprocess
 import sys
 
+import numpy as np
 import pandas as pd
 import pytest
 import yaml
@@ -15,7 +16,7 @@ from conftest import EXAMPLES, dlpipe
 from dlpipe.pipeline import Pipeline
 
 THRESHOLDS = {"breast_cancer": ("roc_auc", 0.99), "wine": ("accuracy", 0.96), "diabetes": ("r2", 0.42)}
-RICH = {"digits": ("accuracy", 0.98)}
+RICH = {"digits": ("accuracy", 0.98), "spoken_digits": ("accuracy", 0.95)}
 
 
 def make_data(name: str) -> None:
@@ -80,15 +81,33 @@ def test_predict_reads_a_table_whose_paths_point_at_new_files(tmp_path):
     sources = sorted((tmp_path / "digits" / "data" / "7").glob("*.png"))[:3]
     for i, src in enumerate(sources):
         shutil.copy(src, new / "scans" / f"new_{i}.png")
-    pd.DataFrame({"image": ["scans/new_0.png", "scans/new_1.png", "scans/new_2.png", "scans/gone.png"]}).to_csv(
-        new / "batch.csv", index=False
-    )
+    images = ["scans/new_0.png", "scans/new_1.png", "scans/new_2.png", "scans/gone.png", "../digits/data/7/1.png"]
+    pd.DataFrame({"image": images}).to_csv(new / "batch.csv", index=False)
     model = next((tmp_path / "runs" / "digits").iterdir())
     out = tmp_path / "predictions.csv"
     result = dlpipe("predict", str(model), str(new / "batch.csv"), "-o", str(out))
     assert result.returncode == 0, result.stderr
     predictions = pd.read_csv(out)
-    assert len(predictions) == 4
+    assert len(predictions) == 5
     assert predictions["prediction"][:3].notna().all()
     assert pd.isna(predictions["prediction"][3]) and "file not found" in predictions["problem"][3]
-    assert "1 rows have no prediction" in result.stderr
+    assert pd.isna(predictions["prediction"][4]) and "outside the data folder" in predictions["problem"][4]
+    assert "2 rows have no prediction" in result.stderr
+
+
+@pytest.mark.slow
+def test_an_empty_wav_in_the_spoken_digits_folder_is_skipped_and_listed(tmp_path):
+    import soundfile
+
+    config = _copy_example("spoken_digits", tmp_path)
+    folder = tmp_path / "spoken_digits"
+    soundfile.write(folder / "recordings" / "3_jackson_99.wav", np.zeros(0, dtype=np.int16), 8000)
+    index = pd.read_csv(folder / "index.csv")
+    extra = {"file": "recordings/3_jackson_99.wav", "digit": 3, "speaker": "jackson", "split": "train"}
+    pd.concat([index, pd.DataFrame([extra])]).to_csv(folder / "index.csv", index=False)
+    (folder / "pipeline.yaml").write_text(yaml.safe_dump(config))
+    result = Pipeline.from_yaml(folder / "pipeline.yaml").run(tmp_path / "runs")
+    profile = json.loads((result.folder / "profile.json").read_text())
+    listed = [f for f in profile["dropped"]["files"] if f["value"].endswith("3_jackson_99.wav")]
+    assert len(listed) == 1 and "empty" in listed[0]["reason"]
+    assert profile["splits"]["train"] == (index["split"] == "train").sum()  # the others all kept

@@ -90,6 +90,10 @@ def cmd_predict(args: argparse.Namespace) -> int:
             err=True,
         )
     predicted = loaded.predict(frame)
+    for skipped in collected.skipped:  # collection refused these paths: say so, not "missing value"
+        if "row" in skipped and "problem" in predicted:
+            row = predicted.index[skipped["row"]]
+            predicted.loc[row, "problem"] = f"{skipped['column']}: {skipped['file']} is {skipped['reason']}"
     if "problem" in predicted:
         bad = predicted["problem"].astype(bool)
         _echo(f"warning: {int(bad.sum())} rows have no prediction; the `problem` column says why", err=True)
