@@ -16,7 +16,7 @@ from conftest import EXAMPLES, dlpipe
 from dlpipe.pipeline import Pipeline
 
 THRESHOLDS = {"breast_cancer": ("roc_auc", 0.99), "wine": ("accuracy", 0.96), "diabetes": ("r2", 0.42)}
-RICH = {"digits": ("accuracy", 0.98), "spoken_digits": ("accuracy", 0.95)}
+RICH = {"digits": ("accuracy", 0.98), "spoken_digits": ("accuracy", 0.95), "subjectivity": ("accuracy", 0.91)}
 
 
 def make_data(name: str) -> None:

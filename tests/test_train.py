@@ -139,3 +139,14 @@ def test_an_undefined_metric_falls_back_to_the_validation_loss(tmp_path):
 
     state = fit(net, head, train, val, cfg, score=score, better=lambda a, b: b != b or a > b)
     assert state.best_epoch == 1 and state.epoch == 4
+
+
+def test_auto_threads_counts_work_not_embedding_tables():
+    import os
+
+    from torch import nn
+
+    from dlpipe.train import auto_threads
+
+    assert auto_threads(nn.Sequential(nn.EmbeddingBag(500_000, 8), nn.Linear(8, 2))) == 1  # 4M lookups, little work
+    assert auto_threads(nn.Linear(2_000, 1_000)) == max(1, os.cpu_count() or 1)

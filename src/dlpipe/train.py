@@ -268,7 +268,9 @@ def auto_threads(model: torch.nn.Module) -> int:
     cores were busy with anything else (OpenMP threads spinning against each other, measured in
     benchmarks/train_overhead.py); large networks have enough work per step to use every core.
     """
-    parameters = sum(p.numel() for p in model.parameters())
+    # embedding tables are looked up, not multiplied: a 3.6M-parameter word bag does little work per step
+    lookups = {id(m.weight) for m in model.modules() if isinstance(m, torch.nn.Embedding | torch.nn.EmbeddingBag)}
+    parameters = sum(p.numel() for p in model.parameters() if id(p) not in lookups)
     return 1 if parameters < SMALL_MODEL else max(1, os.cpu_count() or 1)
 
 
