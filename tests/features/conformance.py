@@ -17,8 +17,6 @@ import torch
 from dlpipe.features.base import FeatureType, Problems
 from dlpipe.spec import FeatureSpec, ModelSpec
 
-COVERED: set[str] = set()  # type names whose conformance tests ran in this process
-
 
 def check_state_round_trips(feature: FeatureType, train: pd.Series, later: pd.Series, spec: FeatureSpec) -> None:
     """State is JSON and transforming with the restored state gives identical arrays."""
@@ -75,6 +73,41 @@ def check_encoder_shape(
     return encoder
 
 
+def check_inferred(feature: FeatureType, train: pd.Series) -> None:
+    """The data alone reveals the type: inference picks it for a typical training column."""
+    from dlpipe.features import infer_column
+
+    kind, reason = infer_column(train)
+    assert kind == feature.name, f"inferred {kind} ({reason}) for a typical {feature.name} column"
+
+
+def check_save_load_round_trip(
+    feature: FeatureType, train: pd.Series, spec: FeatureSpec, model: ModelSpec | None, tmp: Any
+) -> None:
+    """An encoder rebuilt from the saved state (JSON) and weights (safetensors) gives identical outputs."""
+    from safetensors.torch import load_file, save_file
+
+    model = model or ModelSpec(numeric_embedding=4)
+    state = feature.fit(train, spec)
+    batch = torch.from_numpy(
+        np.ascontiguousarray(feature.transform_many(train.to_frame("c"), {"c": state}, Problems()))
+    )
+    torch.manual_seed(0)
+    encoder = feature.encoder([state], model)
+    with torch.no_grad():  # move every weight off its initial value, as training would
+        for p in encoder.parameters():
+            p.add_(torch.randn_like(p) * 0.01)
+    encoder.eval()
+    path = tmp / f"{feature.name}.safetensors"
+    save_file({k: v.contiguous() for k, v in encoder.state_dict().items()}, str(path))
+    torch.manual_seed(1)  # a different initialisation: only the loaded weights may matter
+    restored = feature.encoder([json.loads(json.dumps(state))], model)
+    restored.load_state_dict(load_file(str(path)))
+    restored.eval()
+    with torch.no_grad():
+        assert torch.equal(encoder(batch), restored(batch))
+
+
 def run_all(
     feature: FeatureType,
     train: pd.Series,
@@ -84,9 +117,14 @@ def run_all(
     bad_rows: set[int] = frozenset(),
     model: ModelSpec | None = None,
 ) -> None:
+    import tempfile
+    from pathlib import Path
+
     spec = spec or FeatureSpec()
+    check_inferred(feature, train)
     check_state_round_trips(feature, train, later, spec)
     check_bad_values_by_policy(feature, train, later, spec, set(bad_rows))
     check_fit_uses_train_only(feature, train, other, spec)
     check_encoder_shape(feature, train, train, spec, model)
-    COVERED.add(feature.name)
+    with tempfile.TemporaryDirectory() as tmp:
+        check_save_load_round_trip(feature, train, spec, model, Path(tmp))
