@@ -12,15 +12,36 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-SEVERE = ["the whole site is down", "production is down", "we cannot log in at all", "payments are failing",
-          "every request returns an error", "data seems to be lost", "the API stopped responding"]
-MILD = ["a button looks misaligned", "how do I export a report", "the docs have a typo",
-        "can you add a dark theme", "the invoice address is wrong", "a chart loads slowly",
-        "where do I change my password"]
+SEVERE = [
+    "the whole site is down",
+    "production is down",
+    "we cannot log in at all",
+    "payments are failing",
+    "every request returns an error",
+    "data seems to be lost",
+    "the API stopped responding",
+]
+MILD = [
+    "a button looks misaligned",
+    "how do I export a report",
+    "the docs have a typo",
+    "can you add a dark theme",
+    "the invoice address is wrong",
+    "a chart loads slowly",
+    "where do I change my password",
+]
 OPENERS = ["Hi team,", "Hello,", "Urgent:", "Quick question:", "Good morning,", "Hey support,", ""]
 CLOSERS = ["Thanks.", "Please help.", "Any idea?", "Cheers,", "Regards.", "Thank you!", ""]
-FILLER = ["since this morning", "for a few users", "after the last update", "on the mobile app",
-          "in Firefox", "for our team", "again", "since yesterday"]
+FILLER = [
+    "since this morning",
+    "for a few users",
+    "after the last update",
+    "on the mobile app",
+    "in Firefox",
+    "for our team",
+    "again",
+    "since yesterday",
+]
 
 
 def make(rows: int = 2400, seed: int = 7) -> pd.DataFrame:
