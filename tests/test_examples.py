@@ -111,3 +111,31 @@ def test_an_empty_wav_in_the_spoken_digits_folder_is_skipped_and_listed(tmp_path
     listed = [f for f in profile["dropped"]["files"] if f["value"].endswith("3_jackson_99.wav")]
     assert len(listed) == 1 and "empty" in listed[0]["reason"]
     assert profile["splits"]["train"] == (index["split"] == "train").sum()  # the others all kept
+
+
+@pytest.mark.slow
+def test_predict_on_a_folder_of_images(tmp_path):
+    config = _copy_example("digits", tmp_path)
+    (tmp_path / "digits" / "pipeline.yaml").write_text(yaml.safe_dump(config))
+    run = dlpipe("run", str(tmp_path / "digits" / "pipeline.yaml"), "--run-dir", str(tmp_path / "runs"), "-q")
+    assert run.returncode in (0, 3), run.stderr
+    folder = tmp_path / "new_scans"
+    (folder / "batch1").mkdir(parents=True)
+    for i, src in enumerate(sorted((tmp_path / "digits" / "data" / "4").glob("*.png"))[:4]):
+        shutil.copy(src, folder / "batch1" / f"{i}.png")
+    (folder / "broken.png").write_bytes(b"not a png")
+    (folder / "notes.txt").write_text("ignored: not an image")
+    model = next((tmp_path / "runs" / "digits").iterdir())
+    out = tmp_path / "predictions.csv"
+    result = dlpipe("predict", str(model), str(folder), "-o", str(out))
+    assert result.returncode == 0, result.stderr
+    predictions = pd.read_csv(out)
+    assert len(predictions) == 5 and predictions["image"].str.endswith(".png").all()
+    assert predictions["prediction"].notna().sum() == 4
+    assert "not a readable image" in predictions.loc[predictions["image"].str.endswith("broken.png"), "problem"].iloc[0]
+
+    # a tabular model refuses a folder with a clear error
+    wine = dlpipe("run", str(EXAMPLES / "wine" / "pipeline.yaml"), "--run-dir", str(tmp_path / "wine-runs"), "-q")
+    assert wine.returncode in (0, 3), wine.stderr
+    refused = dlpipe("predict", str(next((tmp_path / "wine-runs" / "wine").iterdir())), str(folder))
+    assert refused.returncode == 2 and "is a folder" in refused.stderr

@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING
 from dlpipe import __version__
 
 if TYPE_CHECKING:
+    from dlpipe.collect import Collected
     from dlpipe.package import Model
     from dlpipe.spec import FileSource
 
@@ -81,7 +82,8 @@ def cmd_predict(args: argparse.Namespace) -> int:
     if output.suffix.lower() not in (".csv", ".parquet"):
         raise ConfigError(f"cannot write {output.suffix!r} files", where=str(output), fix="use .csv or .parquet")
     loaded = load_model(args.model)
-    collected = collect(_data_source(Path(args.data), loaded))
+    data = Path(args.data)
+    collected = _read_folder(data, loaded) if data.is_dir() else collect(_data_source(data, loaded))
     frame = collected.frame
     if collected.dropped_lines:
         _echo(
@@ -107,6 +109,22 @@ def cmd_predict(args: argparse.Namespace) -> int:
     tmp.replace(output)
     _echo(f"wrote {len(result)} predictions to {output}", err=True)
     return 0
+
+
+def _read_folder(folder: Path, loaded: Model) -> Collected:
+    """A folder of files to predict on, for a model with one image, audio or text column."""
+    from dlpipe.collect.folders import read_unlabelled
+    from dlpipe.errors import DataError
+
+    kinds = {"image": "images", "audio": "audio", "text": "text"}
+    columns = [c for c in loaded.preprocessor.columns if c.type in kinds]
+    if len(columns) != 1 or len(loaded.preprocessor.columns) != 1:
+        raise DataError(
+            "is a folder: only a model whose one input is an image, audio or text column predicts on a folder",
+            where=str(folder),
+            fix="pass a table with a column per input",
+        )
+    return read_unlabelled(folder, kinds[columns[0].type], columns[0].name)
 
 
 def _data_source(data: Path, loaded: Model) -> FileSource:
@@ -163,7 +181,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("predict", help="batch prediction with a model or run folder")
     p.add_argument("model", help="a model folder or a run folder")
-    p.add_argument("data", help="a data file with the training columns")
+    p.add_argument(
+        "data", help="a data file with the training columns, or a folder of files for an image/audio/text model"
+    )
     p.add_argument(
         "--output", "-o", default="predictions.csv", help="a .csv or .parquet file (default: predictions.csv)"
     )

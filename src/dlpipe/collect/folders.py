@@ -38,7 +38,7 @@ def read_folder(src: Any) -> Collected:
         raise DataError("folder not found", where=str(root), fix="check data.source in the pipeline file")
     if root.is_file():
         return read_file(FileSource(path=str(root)))
-    kind, column = src.kind, COLUMNS[src.kind]
+    kind = src.kind
     wanted = extensions(kind)
     classes = sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith("."))
     if not classes:
@@ -50,25 +50,10 @@ def read_folder(src: Any) -> Collected:
     rows: list[dict[str, Any]] = []
     skipped: list[dict[str, Any]] = []
     other = 0
-    base = root.resolve()
     for folder in classes:
-        for path in sorted(folder.rglob("*")):
-            if not path.is_file() or path.name.startswith("."):
-                continue
-            if path.suffix.lower() not in wanted:
-                other += 1
-                continue
-            if base not in path.resolve().parents:  # a symbolic link out of the data folder
-                skipped.append({"file": str(path), "reason": "outside the data folder"})
-                continue
-            if kind == "text":
-                content, reason = _read_text(path)
-                if reason:
-                    skipped.append({"file": str(path), "reason": reason})
-                    continue
-                rows.append({column: content, "label": folder.name})
-            else:
-                rows.append({column: str(path.resolve()), "label": folder.name})
+        found, ignored = read_files(folder, kind, root, skipped)
+        rows += [{**row, "label": folder.name} for row in found]
+        other += ignored
     if not rows:
         raise DataError(f"no {kind} files ({', '.join(wanted)}) in the class subfolders", where=str(root))
     notes = [f"{len(rows)} {kind} files in {len(classes)} class folders"]
@@ -77,6 +62,46 @@ def read_folder(src: Any) -> Collected:
     if skipped:
         notes.append(f"skipped {len(skipped)} unreadable files (listed in profile.json)")
     return Collected(pd.DataFrame(rows), str(root), notes=notes, skipped=skipped)
+
+
+def read_files(
+    folder: Path, kind: str, root: Path, skipped: list[dict[str, Any]], name_texts: bool = False
+) -> tuple[list[dict[str, str]], int]:
+    """One row per file of `kind` below `folder` (absolute path, or the text for text files), and
+    how many files of another kind were passed over; unusable files go to `skipped`.
+
+    `name_texts` adds a `file` column to text rows (for predictions; in training a file name may
+    give the class away, so it is left out)."""
+    column, wanted, base = COLUMNS[kind], extensions(kind), root.resolve()
+    rows, other = [], 0
+    for path in sorted(folder.rglob("*")):
+        if not path.is_file() or path.name.startswith("."):
+            continue
+        if path.suffix.lower() not in wanted:
+            other += 1
+            continue
+        if base not in path.resolve().parents:  # a symbolic link out of the data folder
+            skipped.append({"file": str(path), "reason": "outside the data folder"})
+            continue
+        if kind == "text":
+            content, reason = _read_text(path)
+            if reason:
+                skipped.append({"file": str(path), "reason": reason})
+                continue
+            rows.append({column: content, **({"file": str(path.relative_to(root))} if name_texts else {})})
+        else:
+            rows.append({column: str(path.resolve())})
+    return rows, other
+
+
+def read_unlabelled(root: Path, kind: str, column: str) -> Collected:
+    """Every file of `kind` below `root`, for prediction: one row each, in the model's `column`."""
+    skipped: list[dict[str, Any]] = []
+    rows, _ = read_files(root, kind, root, skipped, name_texts=True)
+    if not rows:
+        raise DataError(f"no {kind} files ({', '.join(extensions(kind))}) in the folder", where=str(root))
+    frame = pd.DataFrame(rows).rename(columns={COLUMNS[kind]: column})
+    return Collected(frame, str(root), notes=[f"{len(rows)} {kind} files"], skipped=skipped)
 
 
 def _read_text(path: Path) -> tuple[str, str]:
