@@ -21,6 +21,7 @@ from dlpipe.prepare.target import check_target, clean_labels, resolve_target
 from dlpipe.spec import FileSource, parse_yaml, validate_spec
 
 REGRESSION_MIN_DISTINCT = 20
+GENERIC_FOLDERS = {"data", "images", "audio", "text", "train", "dataset", "files", "raw"}
 
 
 def infer_task(target: pd.Series) -> tuple[str, str]:
@@ -95,7 +96,9 @@ def init_pipeline(
     n_classes = clean_labels(frame[target_name]).nunique() if task == "classification" else 0
     metric = default_metric(task, n_classes)
     base, goal = trivial_baseline(frame[target_name], task, metric)
-    name = name or re.sub(r"[^A-Za-z0-9_.-]+", "-", data.stem).strip("-.") or "pipeline"
+    # a folder called data/ or images/ says less than the folder holding it
+    stem = data.resolve().parent.name if kind and data.name.lower() in GENERIC_FOLDERS else data.stem
+    name = name or re.sub(r"[^A-Za-z0-9_.-]+", "-", stem).strip("-.") or "pipeline"
 
     rel = os.path.relpath(data.resolve(), output.resolve().parent)
     options = collected.options

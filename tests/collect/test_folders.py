@@ -95,5 +95,13 @@ def test_init_recognises_a_folder_of_classes(tmp_path):
             _touch(tmp_path / "digits" / label / f"{i}.png")
     text = init_pipeline(tmp_path / "digits", None, tmp_path / "pipeline.yaml")
     assert "source: {images: digits}" in text
+    assert "name: digits" in text
     assert "target: label" in text
     assert "image: {type: image}" in text
+
+
+def test_init_names_a_generic_data_folder_after_its_parent(tmp_path):
+    for label in ("a", "b"):
+        _touch(tmp_path / "birds" / "data" / label / "1.jpg")
+    text = init_pipeline(tmp_path / "birds" / "data", None, tmp_path / "pipeline.yaml")
+    assert "name: birds" in text

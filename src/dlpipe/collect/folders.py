@@ -56,7 +56,7 @@ def read_folder(src: Any) -> Collected:
         other += ignored
     if not rows:
         raise DataError(f"no {kind} files ({', '.join(wanted)}) in the class subfolders", where=str(root))
-    notes = [f"{len(rows)} {kind} files in {len(classes)} class folders"]
+    notes = [f"{len(rows)} {COLUMNS[kind]} files in {len(classes)} class folders"]
     if other:
         notes.append(f"ignored {other} files without a {kind} extension")
     if skipped:
