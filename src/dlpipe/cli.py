@@ -83,8 +83,16 @@ def cmd_predict(args: argparse.Namespace) -> int:
         raise ConfigError(f"cannot write {output.suffix!r} files", where=str(output), fix="use .csv or .parquet")
     loaded = load_model(args.model)
     data = Path(args.data)
-    collected = _read_folder(data, loaded) if data.is_dir() else collect(_data_source(data, loaded))
+    media = {c.name for c in loaded.preprocessor.columns if c.type in ("image", "audio")}
+    collected = _read_folder(data, loaded) if data.is_dir() else collect(_data_source(data, loaded), media=media)
     frame = collected.frame
+    unlisted = [s for s in collected.skipped if "row" not in s]  # files of a folder that give no row
+    if unlisted:
+        _echo(
+            f"warning: {len(unlisted)} files of {args.data} were skipped and get no row "
+            f"(first: {unlisted[0]['file']}: {unlisted[0]['reason']})",
+            err=True,
+        )
     if collected.dropped_lines:
         _echo(
             f"warning: {collected.dropped_lines} malformed rows of {args.data} were skipped "

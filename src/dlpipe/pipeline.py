@@ -80,8 +80,11 @@ class Pipeline:
 
     def collect(self) -> tuple[Collected, Collected | None, Collected | None]:
         data = self.spec.data
-        source = collect(self.data if self.data is not None else data.source)
-        return (source, *(collect(s) if s is not None else None for s in (data.validation, data.test)))
+        media = {
+            name for name, f in self.spec.features.items() if not isinstance(f, str) and f.type in ("image", "audio")
+        }
+        source = collect(self.data if self.data is not None else data.source, media)
+        return (source, *(collect(s, media) if s is not None else None for s in (data.validation, data.test)))
 
     def prepare(self) -> Prepared:
         """Collect and prepare without training (what `dlpipe validate` checks)."""

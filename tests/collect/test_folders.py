@@ -105,3 +105,17 @@ def test_init_names_a_generic_data_folder_after_its_parent(tmp_path):
         _touch(tmp_path / "birds" / "data" / label / "1.jpg")
     text = init_pipeline(tmp_path / "birds" / "data", None, tmp_path / "pipeline.yaml")
     assert "name: birds" in text
+
+
+def test_a_declared_media_column_is_resolved_and_contained_whatever_its_extensions(tmp_path):
+    data = tmp_path / "data"
+    _touch(data / "img" / "a")  # no extension: the guess alone would leave the column alone
+    _touch(tmp_path / "outside.png")
+    rows = ["img/a", "img/b", "../outside.png", "notes", "img/c"] * 4
+    pd.DataFrame({"photo": rows, "label": ["x", "y"] * 10}).to_csv(data / "index.csv", index=False)
+    guessed = collect(FileSource(path=str(data / "index.csv")))
+    assert guessed.frame["photo"][0] == "img/a"  # not a media column by its looks
+    declared = collect(FileSource(path=str(data / "index.csv")), media={"photo"})
+    assert declared.frame["photo"][0] == str((data / "img" / "a").resolve())
+    assert declared.frame["photo"][2] is None
+    assert {s["reason"] for s in declared.skipped} == {"outside the data folder"}

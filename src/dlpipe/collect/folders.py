@@ -9,6 +9,7 @@ point the pipeline at `/etc/passwd` or `../../secrets`.
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from pathlib import Path
 from typing import Any
 
@@ -118,15 +119,19 @@ def _read_text(path: Path) -> tuple[str, str]:
     return (text, "") if text else ("", "empty file")
 
 
-def resolve_paths(collected: Collected, root: Path) -> Collected:
-    """Make media paths in a table absolute, relative to `root`; refuse those that leave it."""
+def resolve_paths(collected: Collected, root: Path, media: Collection[str] = ()) -> Collected:
+    """Make media paths in a table absolute, relative to `root`; refuse those that leave it.
+
+    Columns in `media` (declared image or audio) are resolved whatever their values look like;
+    others when nearly all their values are paths to media files.
+    """
     from dlpipe.features import file_kind
 
     frame = collected.frame
     base = root.resolve()
     for name in frame.columns:
         present = frame[name].dropna()
-        if present.empty or file_kind(present) is None:
+        if present.empty or (name not in media and file_kind(present) is None):
             continue
         resolved, outside = [], []
         for i, value in enumerate(frame[name]):

@@ -84,7 +84,10 @@ def file_kind(present: pd.Series) -> tuple[str, str] | None:
     """(type, reason) when nearly every value is a path to an image or audio file."""
     if not (pd.api.types.is_object_dtype(present) or pd.api.types.is_string_dtype(present)):
         return None
-    suffixes = present.astype(str).str.strip().str.lower().str.extract(r"(\.[a-z0-9]{2,5})$")[0]
+    values = present.astype(str).str.strip().str.lower()
+    if values.str.match(r"^[a-z][a-z0-9+.-]*://").mean() > 0.5:
+        return None  # URLs: dlpipe reads local files, and never downloads
+    suffixes = values.str.extract(r"(\.[a-z0-9]{2,5})$")[0]
     for kind, extensions in (("image", IMAGE_EXTENSIONS), ("audio", AUDIO_EXTENSIONS)):
         share = float(suffixes.isin(extensions).mean())
         if share >= 0.9:

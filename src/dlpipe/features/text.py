@@ -47,8 +47,14 @@ EMBED_BATCH = 16  # less padding per batch: the least CPU per text of 8..256, me
 
 
 def texts_of(column: pd.Series) -> list[str]:
-    """Values as strings; missing ones (None, NaN, NA) as the empty text."""
-    return ["" if pd.api.types.is_scalar(v) and pd.isna(v) else str(v) for v in column.tolist()]
+    """Values as strings; missing ones (None, NaN, NA) as the empty text.
+
+    Whole-number floats lose their '.0' (as category values do): a column with a gap is float in
+    training and int at prediction, and 12.0 must read as the 12 it was.
+    """
+    from dlpipe.features.category import clean_value
+
+    return ["" if (v := clean_value(value)) is pd.NA else v for value in column.tolist()]
 
 
 class Text(FeatureType):

@@ -105,7 +105,9 @@ def _by_time(column: pd.Series, validation: float, test: float) -> tuple[dict[st
     are left out (there is no honest place for them)."""
     values = pd.to_numeric(column, errors="coerce")
     if values.notna().sum() < 0.5 * column.notna().sum() or column.notna().sum() == 0:
-        values = pd.to_datetime(column, errors="coerce", format="mixed")
+        from dlpipe.features.datetime import to_datetimes
+
+        values = to_datetimes(column)  # mixed time zones compare in UTC
     present = np.flatnonzero(values.notna().to_numpy())
     if len(present) < 0.5 * len(column):
         raise DataError(
