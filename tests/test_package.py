@@ -7,6 +7,7 @@ import json
 import numpy as np
 import pandas as pd
 import pytest
+import torch
 
 from conftest import tiny_config
 from dlpipe.errors import ArtifactError, DataError
@@ -126,3 +127,24 @@ def test_python_api_entry_points(run):
 
     assert dlpipe.load_model(run.folder).classes == ["setosa", "versicolor", "virginica"]
     assert dlpipe.Pipeline.from_dict.__self__ is dlpipe.Pipeline
+
+
+def test_format_1_weight_names_load_into_the_current_network(run):
+    """Models saved before encoders became a list (format 1) keep loading."""
+    from dlpipe.model import Net
+    from dlpipe.package import upgrade_v1_weights
+    from dlpipe.spec import ModelSpec
+
+    model = load_model(run.folder)
+    groups = list(model.preprocessor.groups())
+    spec = ModelSpec(numeric_embedding=4)  # an encoder with weights of its own
+    current = Net(model.preprocessor, spec).state_dict()
+    v1 = {
+        (f"encoders.{groups[int(k.split('.')[1])]}.{k.split('.', 2)[2]}" if k.startswith("encoders.") else k): v
+        for k, v in current.items()
+    }
+    assert any(k.startswith("encoders.numeric.") for k in v1)
+    fresh = Net(model.preprocessor, spec)
+    fresh.load_state_dict(upgrade_v1_weights(v1, groups))  # strict: every name must match
+    for name, tensor in fresh.state_dict().items():
+        assert torch.equal(tensor, current[name])

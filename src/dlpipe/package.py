@@ -28,7 +28,8 @@ if TYPE_CHECKING:
     import torch
 
 FORMAT = "dlpipe-model"
-FORMAT_VERSION = 1
+# 2: encoders are a list in input-group order (`encoders.0.`), no longer keyed by type (`encoders.numeric.`)
+FORMAT_VERSION = 2
 WEIGHTS = "model.safetensors"
 MANIFEST = "model.json"
 REFERENCE = "reference.parquet"
@@ -204,7 +205,10 @@ class Model:
         self.head = Head(manifest["head"])
         self.net = Net(self.preprocessor, ModelSpec(**manifest["pipeline"].get("model", {})))
         try:
-            self.net.load_state_dict(load_file(str(folder / WEIGHTS)))
+            weights = load_file(str(folder / WEIGHTS))
+            if manifest["format_version"] < 2:
+                weights = upgrade_v1_weights(weights, list(self.preprocessor.groups()))
+            self.net.load_state_dict(weights)
         except (RuntimeError, OSError) as exc:
             raise ArtifactError(f"the weights do not fit the model: {str(exc)[:200]}", where=str(folder)) from None
         self.net.eval()
@@ -249,6 +253,18 @@ class Model:
         if bad.any():
             result["problem"] = [problems.rows.get(i, "") for i in range(len(frame))]
         return result
+
+
+def upgrade_v1_weights(weights: dict[str, torch.Tensor], groups: list[str]) -> dict[str, torch.Tensor]:
+    """Format-1 weight names (`encoders.<type>.`) as format 2 has them (`encoders.<position>.`)."""
+    upgraded = {}
+    for name, tensor in weights.items():
+        prefix, _, rest = name.partition(".")
+        kind, _, tail = rest.partition(".")
+        if prefix == "encoders" and kind in groups:
+            name = f"encoders.{groups.index(kind)}.{tail}"
+        upgraded[name] = tensor
+    return upgraded
 
 
 def load_model(path: str | Path) -> Model:
