@@ -142,8 +142,10 @@ def test_pad_and_crop_to_the_clip_length(tmp_path):
 
 def test_second_transform_hits_the_cache_and_a_changed_file_misses(tmp_path, monkeypatch):
     from dlpipe.features import audio
+    from dlpipe.features import cache as cache_module
 
     monkeypatch.setenv("DLPIPE_CACHE", str(tmp_path / "cache"))
+    monkeypatch.setattr(cache_module, "MIN_ROWS", 1)  # these two files count as a data set
     path = tone(tmp_path / "a.wav", 440, 0.3)
     frame = pd.DataFrame({"c": [path, str(tmp_path / "gone.wav")]})
     state = AUDIO.fit(frame["c"], SMALL)

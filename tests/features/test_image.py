@@ -54,8 +54,11 @@ def samples(tmp_path):
 @pytest.fixture
 def cache(tmp_path, monkeypatch):
     """A fresh cache folder for this test alone."""
+    from dlpipe.features import cache as cache_module
+
     folder = tmp_path / "cache"
     monkeypatch.setenv("DLPIPE_CACHE", str(folder))
+    monkeypatch.setattr(cache_module, "MIN_ROWS", 1)  # these few files count as a data set
     return folder
 
 
@@ -337,3 +340,12 @@ def test_the_digits_example_writes_greyscale_pngs_once(tmp_path):
     with PIL.open(files[0]) as first:
         assert first.mode == "L" and first.size == (8, 8)
     assert max(np.asarray(PIL.open(f)).max() for f in files) == 255  # 0..16 spread over 0..255
+
+
+def test_a_few_rows_are_decoded_without_a_cache_entry(samples, tmp_path, monkeypatch):
+    """A served request or a short predict call must not leave a cache file per call."""
+    monkeypatch.setenv("DLPIPE_CACHE", str(tmp_path / "few"))
+    train, later, _ = samples
+    state = IMAGE.fit(train, FeatureSpec())
+    IMAGE.transform_many(later.to_frame(), {"photo": state}, Problems())
+    assert not list((tmp_path / "few").rglob("*.npy"))

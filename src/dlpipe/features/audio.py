@@ -93,7 +93,7 @@ class Audio(FeatureType):
         ((name, state),) = states.items()  # per-column type: exactly one column
         paths = list(frame[name])
         key = [file_identity(paths), _settings(state), VERSION]
-        array, meta = cached_array("audio", key, lambda: _compute(paths, state))
+        array, meta = cached_array("audio", key, lambda: _compute(paths, state), rows=len(paths))
         for row, value, reason in meta["problems"]:
             problems.add(int(row), str(name), value, reason)
         return array

@@ -21,6 +21,10 @@ from typing import Any
 
 import numpy as np
 
+# Fewer rows than this (a served request, a short predict call) are computed, not cached: they are
+# cheap, and an entry per request would fill the disk.
+MIN_ROWS = 32
+
 
 def cache_dir() -> Path | None:
     """The cache folder, or None when caching is off."""
@@ -43,15 +47,15 @@ def file_identity(paths: Iterable[Any]) -> list[Any]:
 
 
 def cached_array(
-    namespace: str, key: Any, compute: Callable[[], tuple[np.ndarray, dict[str, Any]]]
+    namespace: str, key: Any, compute: Callable[[], tuple[np.ndarray, dict[str, Any]]], rows: int | None = None
 ) -> tuple[np.ndarray, dict[str, Any]]:
     """`compute()`'s (array, JSON metadata), from the cache when an entry for `key` exists.
 
     The array comes back memory-mapped copy-on-write: pages are read as rows are used, and
-    writing to it never touches the cache file.
+    writing to it never touches the cache file. Under `MIN_ROWS` rows nothing is cached.
     """
     folder = cache_dir()
-    if folder is None:
+    if folder is None or (rows is not None and rows < MIN_ROWS):
         return compute()
     digest = hashlib.sha256(json.dumps([namespace, key], sort_keys=True, default=str).encode()).hexdigest()[:32]
     array_path = folder / namespace / f"{digest}.npy"

@@ -94,7 +94,7 @@ class Image(FeatureType):
         values = column.to_numpy(dtype=object)
         size, channels = [int(s) for s in state["size"]], int(state["channels"])
         key = [file_identity(values), size, channels, DECODE_VERSION]
-        array, meta = cached_array("images", key, lambda: decode_many(values, size, channels))
+        array, meta = cached_array("images", key, lambda: decode_many(values, size, channels), rows=len(values))
         if problems is not None:
             for row, value, reason in meta["problems"]:
                 problems.add(row, str(column.name), value, reason)
