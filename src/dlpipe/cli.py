@@ -83,7 +83,9 @@ def cmd_predict(args: argparse.Namespace) -> int:
         raise ConfigError(f"cannot write {output.suffix!r} files", where=str(output), fix="use .csv or .parquet")
     loaded = load_model(args.model)
     data = Path(args.data)
-    media = {c.name for c in loaded.preprocessor.columns if c.type in ("image", "audio")}
+    from dlpipe.collect.folders import MEDIA_TYPES
+
+    media = {c.name for c in loaded.preprocessor.columns if c.type in MEDIA_TYPES}
     collected = _read_folder(data, loaded) if data.is_dir() else collect(_data_source(data, loaded), media=media)
     frame = collected.frame
     unlisted = [s for s in collected.skipped if "row" not in s]  # files of a folder that give no row
@@ -121,18 +123,17 @@ def cmd_predict(args: argparse.Namespace) -> int:
 
 def _read_folder(folder: Path, loaded: Model) -> Collected:
     """A folder of files to predict on, for a model with one image, audio or text column."""
-    from dlpipe.collect.folders import read_unlabelled
+    from dlpipe.collect.folders import COLUMNS, read_unlabelled
     from dlpipe.errors import DataError
 
-    kinds = {"image": "images", "audio": "audio", "text": "text"}
-    columns = [c for c in loaded.preprocessor.columns if c.type in kinds]
+    columns = [c for c in loaded.preprocessor.columns if c.type in COLUMNS.values()]
     if len(columns) != 1 or len(loaded.preprocessor.columns) != 1:
         raise DataError(
             "is a folder: only a model whose one input is an image, audio or text column predicts on a folder",
             where=str(folder),
             fix="pass a table with a column per input",
         )
-    return read_unlabelled(folder, kinds[columns[0].type], columns[0].name)
+    return read_unlabelled(folder, columns[0].type, columns[0].name)
 
 
 def _data_source(data: Path, loaded: Model) -> FileSource:

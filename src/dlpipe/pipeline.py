@@ -80,9 +80,9 @@ class Pipeline:
 
     def collect(self) -> tuple[Collected, Collected | None, Collected | None]:
         data = self.spec.data
-        media = {
-            name for name, f in self.spec.features.items() if not isinstance(f, str) and f.type in ("image", "audio")
-        }
+        from dlpipe.collect.folders import MEDIA_TYPES
+
+        media = {name for name, f in self.spec.features.items() if not isinstance(f, str) and f.type in MEDIA_TYPES}
         source = collect(self.data if self.data is not None else data.source, media)
         return (source, *(collect(s, media) if s is not None else None for s in (data.validation, data.test)))
 

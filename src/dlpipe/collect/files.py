@@ -65,7 +65,7 @@ def _read_bytes(path: Path) -> bytes:
 
 
 def _read_jsonl(path: Path) -> Collected:
-    text = _decode(_read_bytes(path), None, path)[0]
+    text = decode_text(_read_bytes(path), None, path)[0]
     records, bad = [], []
     for number, line in enumerate(text.splitlines(), start=1):
         if not line.strip():
@@ -84,7 +84,7 @@ def _read_jsonl(path: Path) -> Collected:
     return Collected(pd.DataFrame.from_records(records), str(path), notes=notes, dropped_lines=len(bad))
 
 
-def _decode(raw: bytes, encoding: str | None, path: Path) -> tuple[str, str]:
+def decode_text(raw: bytes, encoding: str | None, path: Path) -> tuple[str, str]:
     """Text and the encoding used: the one given, else UTF-8, else the detected one."""
     if encoding:
         try:
@@ -134,7 +134,7 @@ def _read_csv(path: Path, src, default_delimiter: str | None) -> Collected:
     raw = _read_bytes(path)
     if not raw.strip():
         raise DataError("the file is empty", where=str(path))
-    text, encoding = _decode(raw, src.encoding, path)
+    text, encoding = decode_text(raw, src.encoding, path)
     sample = text[:SNIFF_BYTES]
     delimiter = src.delimiter or default_delimiter or _sniff_delimiter(sample)
     header = src.header if src.header is not None else detect_header(sample, delimiter)

@@ -19,7 +19,8 @@ from dlpipe.collect import Collected
 from dlpipe.errors import DataError
 
 TEXT_EXTENSIONS = (".txt", ".text", ".md")
-COLUMNS = {"images": "image", "audio": "audio", "text": "text"}
+COLUMNS = {"images": "image", "audio": "audio", "text": "text"}  # source kind -> its column, named for its type
+MEDIA_TYPES = ("image", "audio")  # feature types whose values are paths to files
 
 
 def extensions(kind: str) -> tuple[str, ...]:
@@ -95,19 +96,21 @@ def read_files(
     return rows, other
 
 
-def read_unlabelled(root: Path, kind: str, column: str) -> Collected:
-    """Every file of `kind` below `root`, for prediction: one row each, in the model's `column`."""
+def read_unlabelled(root: Path, feature_type: str, column: str) -> Collected:
+    """Every file for `feature_type` (image, audio or text) below `root`, for prediction: one row
+    each, in the model's `column`."""
+    kind = next(k for k, t in COLUMNS.items() if t == feature_type)
     skipped: list[dict[str, Any]] = []
     rows, _ = read_files(root, kind, root, skipped, name_texts=True)
     if not rows:
         raise DataError(f"no {kind} files ({', '.join(extensions(kind))}) in the folder", where=str(root))
-    frame = pd.DataFrame(rows).rename(columns={COLUMNS[kind]: column})
-    return Collected(frame, str(root), notes=[f"{len(rows)} {kind} files"], skipped=skipped)
+    frame = pd.DataFrame(rows).rename(columns={feature_type: column})
+    return Collected(frame, str(root), notes=[f"{len(rows)} {feature_type} files"], skipped=skipped)
 
 
 def _read_text(path: Path) -> tuple[str, str]:
     """(content, '') or ('', why not); the encoding is detected as for CSV files."""
-    from dlpipe.collect.files import _decode
+    from dlpipe.collect.files import decode_text
 
     try:
         raw = path.read_bytes()
@@ -115,7 +118,7 @@ def _read_text(path: Path) -> tuple[str, str]:
         return "", f"cannot read the file: {exc.strerror or exc}"
     if b"\x00" in raw[:4096] and not raw.startswith((b"\xff\xfe", b"\xfe\xff")):
         return "", "binary content, not text"
-    text = _decode(raw, None, path)[0].strip()
+    text = decode_text(raw, None, path)[0].strip()
     return (text, "") if text else ("", "empty file")
 
 
