@@ -6,6 +6,7 @@ import json
 import shutil
 import subprocess
 import sys
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -48,22 +49,31 @@ def test_rich_example_meets_its_goal(name, tmp_path):
     assert result.passed
 
 
-def _copy_example(name: str, tmp_path) -> dict:
-    """The example's folder copied (its data step run first), and its config for a quick run."""
+def _copy_example(name: str, tmp_path) -> Path:
+    """The example's folder copied (its data step run first), its pipeline cut to a quick run."""
     make_data(name)
-    shutil.copytree(EXAMPLES / name, tmp_path / name, ignore=shutil.ignore_patterns("runs"))
-    config = yaml.safe_load((tmp_path / name / "pipeline.yaml").read_text())
+    folder = tmp_path / name
+    shutil.copytree(EXAMPLES / name, folder, ignore=shutil.ignore_patterns("runs"))
+    config = yaml.safe_load((folder / "pipeline.yaml").read_text())
     config["training"] = {**config.get("training", {}), "epochs": 2, "early_stopping": 0}
-    return config
+    (folder / "pipeline.yaml").write_text(yaml.safe_dump(config))
+    return folder
+
+
+def _trained_digits(tmp_path) -> Path:
+    """The run folder of a quick digits run through the command line."""
+    folder = _copy_example("digits", tmp_path)
+    run = dlpipe("run", str(folder / "pipeline.yaml"), "--run-dir", str(tmp_path / "runs"), "-q")
+    assert run.returncode in (0, 3), run.stderr
+    return next((tmp_path / "runs" / "digits").iterdir())
 
 
 @pytest.mark.slow
 def test_a_corrupt_png_in_the_digits_folder_is_skipped_and_listed(tmp_path):
-    config = _copy_example("digits", tmp_path)
-    bad = tmp_path / "digits" / "data" / "3" / "corrupt.png"
+    folder = _copy_example("digits", tmp_path)
+    bad = folder / "data" / "3" / "corrupt.png"
     bad.write_bytes(b"\x89PNG\r\n\x1a\n" + b"\x00garbage" * 10)
-    (tmp_path / "digits" / "pipeline.yaml").write_text(yaml.safe_dump(config))
-    result = Pipeline.from_yaml(tmp_path / "digits" / "pipeline.yaml").run(tmp_path / "runs")
+    result = Pipeline.from_yaml(folder / "pipeline.yaml").run(tmp_path / "runs")
     profile = json.loads((result.folder / "profile.json").read_text())
     listed = [f for f in profile["dropped"]["files"] if f["value"].endswith("corrupt.png")]
     assert len(listed) == 1 and "not a readable image" in listed[0]["reason"]
@@ -72,10 +82,7 @@ def test_a_corrupt_png_in_the_digits_folder_is_skipped_and_listed(tmp_path):
 
 @pytest.mark.slow
 def test_predict_reads_a_table_whose_paths_point_at_new_files(tmp_path):
-    config = _copy_example("digits", tmp_path)
-    (tmp_path / "digits" / "pipeline.yaml").write_text(yaml.safe_dump(config))
-    run = dlpipe("run", str(tmp_path / "digits" / "pipeline.yaml"), "--run-dir", str(tmp_path / "runs"), "-q")
-    assert run.returncode in (0, 3), run.stderr
+    model = _trained_digits(tmp_path)
     new = tmp_path / "incoming"
     (new / "scans").mkdir(parents=True)
     sources = sorted((tmp_path / "digits" / "data" / "7").glob("*.png"))[:3]
@@ -83,7 +90,6 @@ def test_predict_reads_a_table_whose_paths_point_at_new_files(tmp_path):
         shutil.copy(src, new / "scans" / f"new_{i}.png")
     images = ["scans/new_0.png", "scans/new_1.png", "scans/new_2.png", "scans/gone.png", "../digits/data/7/1.png"]
     pd.DataFrame({"image": images}).to_csv(new / "batch.csv", index=False)
-    model = next((tmp_path / "runs" / "digits").iterdir())
     out = tmp_path / "predictions.csv"
     result = dlpipe("predict", str(model), str(new / "batch.csv"), "-o", str(out))
     assert result.returncode == 0, result.stderr
@@ -99,13 +105,11 @@ def test_predict_reads_a_table_whose_paths_point_at_new_files(tmp_path):
 def test_an_empty_wav_in_the_spoken_digits_folder_is_skipped_and_listed(tmp_path):
     import soundfile
 
-    config = _copy_example("spoken_digits", tmp_path)
-    folder = tmp_path / "spoken_digits"
+    folder = _copy_example("spoken_digits", tmp_path)
     soundfile.write(folder / "recordings" / "3_jackson_99.wav", np.zeros(0, dtype=np.int16), 8000)
     index = pd.read_csv(folder / "index.csv")
     extra = {"file": "recordings/3_jackson_99.wav", "digit": 3, "speaker": "jackson", "split": "train"}
     pd.concat([index, pd.DataFrame([extra])]).to_csv(folder / "index.csv", index=False)
-    (folder / "pipeline.yaml").write_text(yaml.safe_dump(config))
     result = Pipeline.from_yaml(folder / "pipeline.yaml").run(tmp_path / "runs")
     profile = json.loads((result.folder / "profile.json").read_text())
     listed = [f for f in profile["dropped"]["files"] if f["value"].endswith("3_jackson_99.wav")]
@@ -115,17 +119,13 @@ def test_an_empty_wav_in_the_spoken_digits_folder_is_skipped_and_listed(tmp_path
 
 @pytest.mark.slow
 def test_predict_on_a_folder_of_images(tmp_path):
-    config = _copy_example("digits", tmp_path)
-    (tmp_path / "digits" / "pipeline.yaml").write_text(yaml.safe_dump(config))
-    run = dlpipe("run", str(tmp_path / "digits" / "pipeline.yaml"), "--run-dir", str(tmp_path / "runs"), "-q")
-    assert run.returncode in (0, 3), run.stderr
+    model = _trained_digits(tmp_path)
     folder = tmp_path / "new_scans"
     (folder / "batch1").mkdir(parents=True)
     for i, src in enumerate(sorted((tmp_path / "digits" / "data" / "4").glob("*.png"))[:4]):
         shutil.copy(src, folder / "batch1" / f"{i}.png")
     (folder / "broken.png").write_bytes(b"not a png")
     (folder / "notes.txt").write_text("ignored: not an image")
-    model = next((tmp_path / "runs" / "digits").iterdir())
     out = tmp_path / "predictions.csv"
     result = dlpipe("predict", str(model), str(folder), "-o", str(out))
     assert result.returncode == 0, result.stderr
