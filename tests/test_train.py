@@ -36,11 +36,11 @@ def setup(epochs=6, early_stopping=0):
         model.train()
         return -loss, loss
 
-    return net, head, train, val, prepared.spec.training, score
+    return net, head, train, prepared.spec.training, score
 
 
 def run(tmp_path, *, crash_after=None, resume=False, fingerprint="f"):
-    net, head, train, val, cfg, score = setup()
+    net, head, train, cfg, score = setup()
     if resume:
         torch.manual_seed(12345)  # a fresh process would not share the RNG state either
 
@@ -53,7 +53,6 @@ def run(tmp_path, *, crash_after=None, resume=False, fingerprint="f"):
             net,
             head,
             train,
-            val,
             cfg,
             score=score,
             better=lambda a, b: b != b or a > b,
@@ -92,7 +91,7 @@ def test_resume_without_checkpoint_is_a_clear_error(tmp_path):
 
 
 def test_early_stopping_restores_the_best_weights(tmp_path):
-    net, head, train, val, cfg, _ = setup(epochs=30, early_stopping=3)
+    net, head, train, cfg, _ = setup(epochs=30, early_stopping=3)
     values = iter([0.5, 0.9, 0.6, 0.7, 0.8, 0.85] + [0.1] * 30)
     snapshots = []
 
@@ -100,7 +99,7 @@ def test_early_stopping_restores_the_best_weights(tmp_path):
         snapshots.append({k: v.clone() for k, v in model.state_dict().items()})
         return next(values), 0.0
 
-    state = fit(net, head, train, val, cfg, score=score, better=lambda a, b: b != b or a > b)
+    state = fit(net, head, train, cfg, score=score, better=lambda a, b: b != b or a > b)
     assert state.best_epoch == 1 and state.epoch == 5  # stopped after 3 epochs without improvement
     for key, value in net.state_dict().items():
         torch.testing.assert_close(value, snapshots[1][key])
@@ -131,13 +130,13 @@ def test_batch_size_one_with_batch_norm_is_a_config_error():
 
 
 def test_an_undefined_metric_falls_back_to_the_validation_loss(tmp_path):
-    net, head, train, val, cfg, _ = setup(epochs=6, early_stopping=2)
+    net, head, train, cfg, _ = setup(epochs=6, early_stopping=2)
     losses = iter([0.9, 0.5, 0.7, 0.8, 0.9, 0.9])
 
     def score(model):
         return float("nan"), next(losses)
 
-    state = fit(net, head, train, val, cfg, score=score, better=lambda a, b: b != b or a > b)
+    state = fit(net, head, train, cfg, score=score, better=lambda a, b: b != b or a > b)
     assert state.best_epoch == 1 and state.epoch == 4
 
 

@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from rich.console import Console
+from rich.live import Live
 from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 from rich.table import Table
+
+if TYPE_CHECKING:
+    from dlpipe.tune.output import TrialRow
 
 console = Console(stderr=True, highlight=False)
 out = Console(highlight=False)
@@ -20,6 +24,8 @@ class ProgressReporter:
         self.quiet = quiet
         self.progress: Progress | None = None
         self.task = None
+        self.live: Live | None = None
+        self.reported: set[int] = set()  # finished trials already printed (non-terminal output)
 
     def stage(self, name: str) -> None:
         self.close()
@@ -53,10 +59,38 @@ class ProgressReporter:
         elif record["epoch"] == 1 or record["epoch"] % max(1, epochs // 10) == 0:
             console.print(f"  epoch {record['epoch']}/{epochs}  {text}{'  *' if record['best'] else ''}")
 
+    def trials(self, rows: list[TrialRow], total: int, metric: str) -> None:
+        """A live table of trials on a terminal (best so far, running, pruned); a line per finished
+        trial elsewhere."""
+        if self.quiet:
+            return
+        if console.is_terminal:
+            if self.live is None:
+                self.live = Live(console=console, refresh_per_second=4, transient=False)
+                self.live.start()
+            self.live.update(trials_table(rows, total, metric))
+            return
+        best = _best(rows, metric)
+        for row in sorted(rows, key=lambda r: r.number):
+            if row.state in ("running", "waiting") or row.number in self.reported:
+                continue
+            self.reported.add(row.number)
+            value = "" if row.value is None else f"{metric} {row.value:.4f}"
+            console.print(
+                escape(
+                    f"  trial {row.number} {row.state:<8} {value}  {row.epochs} epochs  {_params(row.params)}"
+                    + (f"  (best {best.value:.4f}, trial {best.number})" if best is not None else "")
+                ),
+                soft_wrap=True,
+            )
+
     def close(self) -> None:
         if self.progress is not None:
             self.progress.stop()
             self.progress = None
+        if self.live is not None:
+            self.live.stop()
+            self.live = None
 
 
 def verdict(metrics: dict[str, Any]) -> None:
@@ -97,6 +131,52 @@ def verdict(metrics: dict[str, Any]) -> None:
     else:
         failed = ", ".join(c["metric"] for c in goal["checks"] if not c["passed"])
         out.print(f"[bold red]FAIL[/]: the model misses the goal on the test set ({escape(failed)})")
+
+
+SHOWN_TRIALS = 12
+
+
+def trials_table(rows: list[TrialRow], total: int, metric: str) -> Table:
+    """The last trials, with a title line of counts and the best value so far."""
+    counts = {s: sum(r.state == s for r in rows) for s in ("complete", "pruned", "fail", "running")}
+    best = _best(rows, metric)
+    title = f"trials {counts['complete'] + counts['pruned']}/{total}"
+    if best is not None:
+        title += f" · best {metric} {best.value:.4f} (trial {best.number})"
+    title += f" · running {counts['running']} · pruned {counts['pruned']}"
+    if counts["fail"]:
+        title += f" · failed {counts['fail']}"
+    table = Table(title=title, title_justify="left")
+    for column in ("trial", "state", metric, "epochs", "seconds", "parameters"):
+        table.add_column(column, justify="left" if column in ("state", "parameters") else "right")
+    style = {"complete": "", "pruned": "dim", "fail": "red", "running": "cyan"}
+    for row in sorted(rows, key=lambda r: r.number)[-SHOWN_TRIALS:]:
+        mark = " *" if best is not None and row.number == best.number else ""
+        table.add_row(
+            f"{row.number}{mark}",
+            row.state,
+            "" if row.value is None else f"{row.value:.4f}",
+            str(row.epochs),
+            "" if row.seconds is None else f"{row.seconds:.1f}",
+            escape(_params(row.params)),
+            style=style.get(row.state, ""),
+        )
+    return table
+
+
+def _best(rows: list[TrialRow], metric: str) -> TrialRow | None:
+    from dlpipe.metrics import get
+    from dlpipe.tune.output import best_row
+
+    return best_row(rows, get(metric))
+
+
+def _params(params: dict[str, Any]) -> str:
+    """`learning_rate=0.0012 dropout=0.31`: the last part of each path, numbers to 4 figures."""
+    return " ".join(
+        f"{k.rsplit('.', 1)[-1]}={v:.4g}" if isinstance(v, float) else f"{k.rsplit('.', 1)[-1]}={v}"
+        for k, v in params.items()
+    )
 
 
 def _fmt(value: float | None) -> str:

@@ -34,3 +34,7 @@ class ArtifactError(DlpipeError):
 
 class ResumeError(DlpipeError):
     """There is nothing to resume, or the checkpoint does not match the pipeline."""
+
+
+class TuningError(DlpipeError):
+    """A search ended without a usable trial, or a trial failed on the user's settings."""

@@ -83,6 +83,14 @@ def split_targets(prepared: Prepared, name: str) -> tuple[np.ndarray, Callable[[
     return preprocessor.decode_regression(y), preprocessor.decode_regression
 
 
+def evaluate_split(net: torch.nn.Module, head: Head, prepared: Prepared, name: str) -> dict[str, Any]:
+    """Every metric of the task and the details (confusion matrix, residuals) on one split."""
+    task, classes = prepared.preprocessor.task, prepared.preprocessor.classes
+    y, decode = split_targets(prepared, name)
+    output = decode(predict_outputs(net, head, to_tensors(prepared.splits[name].inputs)))
+    return {"metrics": score(task, y, output), "details": details(task, y, output, classes)}
+
+
 REFERENCE_ROWS = 2000  # the training sample kept with the model for monitoring
 
 
@@ -90,12 +98,8 @@ def evaluate_splits(
     net: torch.nn.Module, head: Head, prepared: Prepared, sample_rows: int = REFERENCE_ROWS
 ) -> dict[str, Any]:
     """Metrics and details on validation and test (the test split's only use), and a training sample."""
-    task, classes = prepared.preprocessor.task, prepared.preprocessor.classes
-    results: dict[str, Any] = {}
-    for name in ("validation", "test"):
-        y, decode = split_targets(prepared, name)
-        output = decode(predict_outputs(net, head, to_tensors(prepared.splits[name].inputs)))
-        results[name] = {"metrics": score(task, y, output), "details": details(task, y, output, classes)}
+    classes = prepared.preprocessor.classes
+    results: dict[str, Any] = {name: evaluate_split(net, head, prepared, name) for name in ("validation", "test")}
     train = prepared.splits["train"]
     rows = np.sort(np.random.default_rng(0).permutation(len(train))[:sample_rows])  # files are often sorted
     _, decode = split_targets(prepared, "train")

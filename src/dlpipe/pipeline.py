@@ -25,6 +25,7 @@ from dlpipe.spec import PipelineSpec, load_spec, validate_spec
 
 if TYPE_CHECKING:
     from dlpipe.prepare import Prepared
+    from dlpipe.tune.output import TrialRow
 
 
 class Reporter(Protocol):
@@ -33,6 +34,7 @@ class Reporter(Protocol):
     def stage(self, name: str) -> None: ...
     def info(self, text: str) -> None: ...
     def epoch(self, record: dict[str, Any], epochs: int) -> None: ...
+    def trials(self, rows: list[TrialRow], total: int, metric: str) -> None: ...
 
 
 class Silent:
@@ -43,6 +45,9 @@ class Silent:
         pass
 
     def epoch(self, record: dict[str, Any], epochs: int) -> None:
+        pass
+
+    def trials(self, rows: list[TrialRow], total: int, metric: str) -> None:
         pass
 
 
@@ -121,13 +126,29 @@ class Pipeline:
         _write_json(folder / "profile.json", prepared.profile)
 
         from dlpipe.evaluate import evaluate_splits
-        from dlpipe.train import train_model
 
-        reporter.stage("train")
-        net, head, state = train_model(prepared, folder, resume=resume, fingerprint=fingerprint, reporter=reporter)
-        lap("train")
+        tuned = None
+        if resolved.tuning is not None:
+            from dlpipe.train import write_history
+            from dlpipe.tune import tune
+
+            reporter.stage("tune")
+            tuned = tune(prepared, collected, folder, fingerprint=fingerprint, reporter=reporter)
+            net, head, state, model_spec = tuned.net, tuned.head, tuned.state, tuned.spec
+            write_history(folder / "history.jsonl", state.history, resolved.problem.metric)
+            prepared = tuned.prepared
+            lap("tune")
+        else:
+            from dlpipe.train import train_model
+
+            reporter.stage("train")
+            net, head, state = train_model(prepared, folder, resume=resume, fingerprint=fingerprint, reporter=reporter)
+            model_spec = resolved
+            lap("train")
         reporter.stage("evaluate")
         results = evaluate_splits(net, head, prepared)
+        if tuned is not None and tuned.validation is not None:
+            results["validation"] = tuned.validation  # the refit trained on validation: score the trial's model
         from dlpipe.baseline import fit_baseline
 
         baseline = fit_baseline(prepared)
@@ -147,6 +168,10 @@ class Pipeline:
             "epochs_run": state.epoch,
             "details": {name: results[name]["details"] for name in ("validation", "test")},
         }
+        if tuned is not None:
+            metrics["tuning"] = _tuning_metrics(tuned)
+            if tuned.refit_epochs is not None:
+                metrics["epochs_run"] = metrics["best_epoch"] = tuned.refit_epochs
         reporter.stage("package")
         from dlpipe.package import save_model
 
@@ -155,7 +180,7 @@ class Pipeline:
             net=net,
             preprocessor=prepared.preprocessor,
             head_kind=head.kind,
-            pipeline=resolved.model_dump(mode="json", exclude_none=True),
+            pipeline=model_spec.model_dump(mode="json", exclude_none=True),
             metrics={k: metrics[k] for k in ("validation", "test", "goal")},
             reference=_reference(results["train_sample"]),
         )
@@ -164,6 +189,20 @@ class Pipeline:
         _write_json(folder / "metrics.json", metrics)  # written last: its presence marks a finished run
         (folder / "checkpoint.safetensors").unlink(missing_ok=True)
         return RunResult(folder, metrics, seconds)
+
+
+def _tuning_metrics(tuned: Any) -> dict[str, Any]:
+    """The search in brief for metrics.json (tuning/summary.json has it all)."""
+    summary = tuned.summary
+    return {
+        "method": summary["method"],
+        "trials": summary["trials"],
+        "epochs": summary["epochs"],
+        "best_trial": summary["best"]["trial"],
+        "best_value": summary["best"]["value"],
+        "best_params": summary["best"]["params"],
+        "refit": tuned.refit_epochs is not None,
+    }
 
 
 def summarise(prepared: Prepared) -> list[str]:
@@ -206,13 +245,8 @@ def _run_folder(root: Path, name: str, resume: bool, fingerprint: str) -> Path:
         folder = base / f"{datetime.now():%Y%m%d-%H%M%S}-{secrets.token_hex(2)}"
         folder.mkdir(parents=True)
         return folder
-    from dlpipe.train import CHECKPOINT, checkpoint_fingerprint
-
-    unfinished = sorted(
-        (p for p in base.glob("*") if (p / CHECKPOINT).exists() and not (p / "metrics.json").exists()),
-        key=lambda p: p.name,
-    )
-    matching = [p for p in unfinished if checkpoint_fingerprint(p / CHECKPOINT) == fingerprint]
+    unfinished = sorted((p for p in base.glob("*") if _resumable(p)), key=lambda p: p.name)
+    matching = [p for p in unfinished if _run_fingerprint(p) == fingerprint]
     if matching:
         return matching[-1]
     if unfinished:
@@ -222,6 +256,25 @@ def _run_folder(root: Path, name: str, resume: bool, fingerprint: str) -> Path:
             fix="resume with the pipeline file and data the run started with, or run without --resume",
         )
     raise ResumeError(f"no unfinished run of {name!r} to resume", where=str(base), fix="run without --resume")
+
+
+def _resumable(folder: Path) -> bool:
+    """An unfinished run that left a training checkpoint or a tuning study behind."""
+    from dlpipe.train import CHECKPOINT
+
+    started = (folder / CHECKPOINT).exists() or (folder / "tuning" / "study.db").exists()
+    return started and not (folder / "metrics.json").exists()
+
+
+def _run_fingerprint(folder: Path) -> str | None:
+    """The config-and-data fingerprint an unfinished run was started with."""
+    from dlpipe.train import CHECKPOINT, checkpoint_fingerprint
+
+    if (folder / CHECKPOINT).exists():
+        return checkpoint_fingerprint(folder / CHECKPOINT)
+    from dlpipe.tune import study_fingerprint
+
+    return study_fingerprint(folder / "tuning")
 
 
 def _reference(sample: dict[str, Any]) -> pd.DataFrame:

@@ -25,7 +25,7 @@ if TYPE_CHECKING:
     from dlpipe.model import Net
     from dlpipe.pipeline import Reporter
     from dlpipe.prepare import Prepared
-    from dlpipe.spec import Training
+    from dlpipe.spec import PipelineSpec, Training
 
 CHECKPOINT = "checkpoint.safetensors"
 
@@ -110,17 +110,22 @@ def fit(
     model: torch.nn.Module,
     head: Head,
     train: Batches,
-    validation: Batches,
     cfg: Training,
     *,
-    score: Callable[[torch.nn.Module], tuple[float, float]],
+    score: Callable[[torch.nn.Module], tuple[float, float]] | None,
     better: Callable[[float, float], bool],
     checkpoint_dir: Path | None = None,
     resume: bool = False,
     fingerprint: str = "",
     on_epoch: Callable[[dict[str, Any], TrainState], None] | None = None,
+    stop_after: int | None = None,
 ) -> TrainState:
-    """Train until `cfg.epochs` or early stopping; the model ends with its best weights."""
+    """Train until `cfg.epochs` or early stopping; the model ends with its best weights.
+
+    Without `score` (a refit on train + validation) nothing is held out: every epoch counts as the
+    best, and `stop_after` ends training at the epoch the search found best while the learning-rate
+    schedule keeps the shape it had over `cfg.epochs`.
+    """
     optimizer = make_optimizer(model, cfg)
     steps_per_epoch = max(1, len(train) // cfg.batch_size + (len(train) % cfg.batch_size > 1))
     lr_at = lr_schedule(cfg.learning_rate, cfg.epochs * steps_per_epoch, cfg.warmup)
@@ -128,14 +133,15 @@ def fit(
     path = checkpoint_dir / CHECKPOINT if checkpoint_dir else None
     if resume:
         state, best = load_checkpoint(path, model, optimizer, fingerprint)
-    while state.epoch < cfg.epochs and not _patience_out(state, cfg):
+    last = min(cfg.epochs, stop_after or cfg.epochs)
+    while state.epoch < last and not _patience_out(state, cfg):
         epoch = state.epoch
         torch.manual_seed(cfg.seed * 100_003 + epoch)  # dropout; identical on resume
         generator = torch.Generator().manual_seed(cfg.seed * 100_019 + epoch)
         loss, state.step = train_epoch(model, head, optimizer, lr_at, train, cfg.batch_size, generator, state.step)
-        value, val_loss = score(model)
+        value, val_loss = score(model) if score else (math.nan, math.nan)
         # ties on the metric (common for accuracy on a small validation set) go to the lower loss
-        improved = _improved(value, val_loss, state, better)
+        improved = score is None or _improved(value, val_loss, state, better)
         if improved:
             state.best_epoch, state.best_score, state.best_loss, state.bad_epochs = epoch, value, val_loss, 0
             best = {k: v.detach().clone() for k, v in model.state_dict().items()}
@@ -218,7 +224,7 @@ def load_checkpoint(
         with safe_open(str(path), framework="pt") as f:
             meta = f.metadata()
         tensors = load_file(str(path))
-        state = TrainState(**_nan_back(json.loads(meta["state"])))
+        state = state_from_json(meta["state"])
     except Exception as exc:  # a truncated or foreign file: safetensors, JSON and key errors alike
         raise ResumeError(f"the checkpoint is unreadable: {exc}", where=str(path), fix="start a new run") from None
     if fingerprint and state.fingerprint != fingerprint:
@@ -238,13 +244,15 @@ def load_checkpoint(
     return state, best
 
 
-def _nan_back(state: dict[str, Any]) -> dict[str, Any]:
-    """Strict JSON stored an undefined best score as null; the loop compares it as NaN."""
+def state_from_json(text: str) -> TrainState:
+    """The loop state saved with weights. Strict JSON stored an undefined best score as null; the
+    loop compares it as NaN."""
+    state = json.loads(text)
     if state.get("best_score") is None:
         state["best_score"] = math.nan
     if state.get("best_loss") is None:
         state["best_loss"] = math.inf
-    return state
+    return TrainState(**state)
 
 
 def checkpoint_fingerprint(path: Path) -> str | None:
@@ -280,54 +288,86 @@ def seed_everything(seed: int) -> None:
     np.random.seed(seed % 2**32)
 
 
-def train_model(
-    prepared: Prepared, folder: Path, *, resume: bool, fingerprint: str, reporter: Reporter
+def fit_network(
+    prepared: Prepared,
+    spec: PipelineSpec | None = None,
+    *,
+    checkpoint_dir: Path | None = None,
+    resume: bool = False,
+    fingerprint: str = "",
+    on_epoch: Callable[[dict[str, Any], TrainState], None] | None = None,
+    threads: int | None = None,
+    refit_epochs: int | None = None,
 ) -> tuple[Net, Head, TrainState]:
-    """Build the network for the prepared data and train it, writing history.jsonl every epoch."""
+    """Build the network `spec` describes (the prepared spec by default) and train it.
+
+    Validation scores every epoch and picks the weights kept. With `refit_epochs` the network
+    trains on train + validation for that many epochs instead, with nothing held out.
+    """
     from dlpipe import metrics
     from dlpipe.evaluate import predict_outputs, split_targets, to_tensors
     from dlpipe.model import Net
 
-    spec, cfg = prepared.spec, prepared.spec.training
+    spec = spec or prepared.spec
+    cfg = spec.training
     seed_everything(cfg.seed)
     net = Net(prepared.preprocessor, spec.model)
-    torch.set_num_threads(cfg.threads or auto_threads(net))
+    torch.set_num_threads(threads or cfg.threads or auto_threads(net))
     head = Head.for_preprocessor(prepared.preprocessor)
     train, validation = (
         Batches(to_tensors(s.inputs), torch.as_tensor(s.y, dtype=head.target_dtype))
         for s in (prepared.splits["train"], prepared.splits["validation"])
     )
     metric = metrics.get(spec.problem.metric)
-    y_true, decode = split_targets(prepared, "validation")
+    score: Callable[[torch.nn.Module], tuple[float, float]] | None = None
+    if refit_epochs is None:
+        y_true, decode = split_targets(prepared, "validation")
 
-    def score(model: torch.nn.Module) -> tuple[float, float]:
-        logits = torch.from_numpy(predict_outputs(model, head, validation.inputs, raw=True))
-        loss = float(head.loss(logits.float(), validation.y))
-        return round(metric.fn(y_true, decode(head.output(logits).numpy())), 6), loss
+        def score(model: torch.nn.Module) -> tuple[float, float]:
+            logits = torch.from_numpy(predict_outputs(model, head, validation.inputs, raw=True))
+            loss = float(head.loss(logits.float(), validation.y))
+            return round(metric.fn(y_true, decode(head.output(logits).numpy())), 6), loss
 
-    from dlpipe.package import strict_json
-
-    history = folder / "history.jsonl"
-    history.write_text("")  # a resumed run rewrites the epochs its checkpoint holds, then appends
-
-    def on_epoch(record: dict[str, Any], state: TrainState) -> None:
-        records = state.history if history.stat().st_size == 0 else [record]
-        with history.open("a") as f:
-            for r in records:
-                f.write(json.dumps(strict_json({**r, "metric": metric.name}), allow_nan=False) + "\n")
-        reporter.epoch(record, cfg.epochs)
-
+    else:
+        train = Batches(
+            {k: torch.cat([v, validation.inputs[k]]) for k, v in train.inputs.items()},
+            torch.cat([train.y, validation.y]),
+        )
     state = fit(
         net,
         head,
         train,
-        validation,
         cfg,
         score=score,
         better=metric.better,
-        checkpoint_dir=folder,
+        checkpoint_dir=checkpoint_dir,
         resume=resume,
         fingerprint=fingerprint,
         on_epoch=on_epoch,
+        stop_after=refit_epochs,
     )
     return net, head, state
+
+
+def write_history(path: Path, records: list[dict[str, Any]], metric: str | None, *, append: bool = False) -> None:
+    """Epoch records as JSON lines (history.jsonl), each naming the metric its `validation` holds."""
+    from dlpipe.package import strict_json
+
+    with path.open("a" if append else "w") as f:
+        for r in records:
+            f.write(json.dumps(strict_json({**r, "metric": metric}), allow_nan=False) + "\n")
+
+
+def train_model(
+    prepared: Prepared, folder: Path, *, resume: bool, fingerprint: str, reporter: Reporter
+) -> tuple[Net, Head, TrainState]:
+    """Train once, writing history.jsonl and a checkpoint every epoch."""
+    epochs, metric = prepared.spec.training.epochs, prepared.spec.problem.metric
+    history = folder / "history.jsonl"
+    history.write_text("")  # a resumed run rewrites the epochs its checkpoint holds, then appends
+
+    def on_epoch(record: dict[str, Any], state: TrainState) -> None:
+        write_history(history, state.history if history.stat().st_size == 0 else [record], metric, append=True)
+        reporter.epoch(record, epochs)
+
+    return fit_network(prepared, checkpoint_dir=folder, resume=resume, fingerprint=fingerprint, on_epoch=on_epoch)

@@ -17,11 +17,13 @@ from dlpipe.spec.models import (
     auto_batch_size,
     json_schema,
 )
+from dlpipe.spec.tuning import Dimension, Tuning, parse_duration
 
 __all__ = [
     "Augment",
     "BuiltinSource",
     "Data",
+    "Dimension",
     "FeatureSpec",
     "FileSource",
     "FolderSource",
@@ -31,9 +33,11 @@ __all__ = [
     "Split",
     "SqlSource",
     "Training",
+    "Tuning",
     "auto_batch_size",
     "json_schema",
     "load_spec",
+    "parse_duration",
     "parse_yaml",
     "validate_spec",
 ]

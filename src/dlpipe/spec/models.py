@@ -21,6 +21,7 @@ from pydantic import (
 
 from dlpipe.features import REGISTRY
 from dlpipe.metrics import METRICS
+from dlpipe.spec.tuning import Tuning, check_space
 
 # the registry is the one list of feature types: a new type needs no edit here
 FeatureTypeName = Literal[(*REGISTRY, "ignore")]  # type: ignore[valid-type]
@@ -40,9 +41,10 @@ class AtKey(ValueError):
     the setting to change and its line.
     """
 
-    def __init__(self, key: str, message: str) -> None:
+    def __init__(self, key: str | tuple[str, ...], message: str) -> None:
         super().__init__(message)
-        self.key = tuple(key.split("."))
+        # a tuple keeps a key that holds dots itself (a tuning path such as `model.dropout`) whole
+        self.key = key if isinstance(key, tuple) else tuple(key.split("."))
 
 
 # --- problem ---------------------------------------------------------------------------------
@@ -331,6 +333,7 @@ class PipelineSpec(_Strict):
     features: dict[str, FeatureOverride] = Field(default_factory=dict)
     model: ModelSpec = Field(default_factory=ModelSpec)
     training: Training = Field(default_factory=Training)
+    tuning: Tuning | None = Field(None, description="hyperparameter search; absent trains once")
 
     @field_validator("features", mode="before")
     @classmethod
@@ -345,6 +348,12 @@ class PipelineSpec(_Strict):
                 "training.batch_size",
                 "batch norm needs at least 2 rows per batch; received 1 (use a larger batch, or model.norm: layer)",
             )
+        return self
+
+    @model_validator(mode="after")
+    def _tuning_space_fits(self) -> PipelineSpec:
+        if self.tuning is not None:
+            check_space(self)
         return self
 
     def feature_spec(self, column: str) -> FeatureSpec | None:

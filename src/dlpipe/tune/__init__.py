@@ -1,0 +1,114 @@
+"""The tuning stage: search the `tuning.space` on the validation split, keep the best trial's model
+(or refit its setting on train + validation), and leave the trials in the run's `tuning/` folder.
+
+Optuna runs the search on this machine (`local.py`), Ray Tune on a cluster (`on_ray.py`); both
+sample through Optuna and train through `trial.run_trial`. The test split is never touched here.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from dlpipe.tune.local import study_fingerprint
+from dlpipe.tune.output import TrialRow, best_row
+from dlpipe.tune.space import touches_features, trial_spec
+from dlpipe.tune.trial import Search, load_weights
+
+if TYPE_CHECKING:
+    from dlpipe.collect import Collected
+    from dlpipe.model import Head, Net
+    from dlpipe.pipeline import Reporter
+    from dlpipe.prepare import Prepared
+    from dlpipe.spec import PipelineSpec
+    from dlpipe.train import TrainState
+
+__all__ = ["Tuned", "study_fingerprint", "tune"]
+
+
+@dataclass
+class Tuned:
+    """The search's outcome: the model to test, and what it was chosen from."""
+
+    spec: PipelineSpec  # the best trial's pipeline, without the tuning section
+    prepared: Prepared
+    net: Net
+    head: Head
+    state: TrainState  # the best trial's training (its history has the validation curve)
+    summary: dict[str, Any]
+    refit_epochs: int | None = None  # epochs of the refit on train + validation, when there was one
+    validation: dict[str, Any] | None = None  # the best trial's validation results, when a refit replaced it
+
+
+def tune(
+    prepared: Prepared,
+    collected: tuple[Collected, Collected | None, Collected | None],
+    folder: Path,
+    *,
+    fingerprint: str,
+    reporter: Reporter,
+) -> Tuned:
+    """Run (or resume) the search in `folder/tuning`, then build the run's model from the best trial."""
+    from dlpipe import metrics
+    from dlpipe.errors import TuningError
+    from dlpipe.model import Head, Net
+    from dlpipe.tune import output
+
+    spec = prepared.spec
+    cfg = spec.tuning
+    assert cfg is not None
+    metric = metrics.get(spec.problem.metric)
+    search = Search(spec, prepared, collected if touches_features(cfg.space) else None)
+    tuning = folder / "tuning"
+    total = cfg.total_trials
+
+    def watch(rows: list[TrialRow]) -> None:
+        reporter.trials(rows, total, metric.name)
+
+    if cfg.backend == "ray":
+        from dlpipe.tune.on_ray import search_ray
+
+        rows, weights = search_ray(search, tuning, watch=watch)
+    else:
+        from dlpipe.tune.local import WEIGHTS, search_local
+
+        rows = search_local(search, tuning, fingerprint=fingerprint, watch=watch)
+        weights = {r.number: tuning / WEIGHTS / f"{r.number}.safetensors" for r in rows}
+    best = best_row(rows, metric)
+    summary = output.write(tuning, rows, cfg, metric, best)
+    if best is None:
+        failed = next((r.error for r in rows if r.error), None)
+        raise TuningError(
+            f"no trial completed ({len(rows)} ran{'; first error: ' + failed if failed else ''})",
+            where=str(tuning / "trials.csv"),
+            fix="widen the space or the time budget, or loosen the pruner",
+        )
+    best_spec = trial_spec(spec, best.params)
+    best_prepared = search.prepared_for(best_spec)
+    path = weights.get(best.number)
+    if path is not None and path.exists():
+        net = Net(best_prepared.preprocessor, best_spec.model)
+        head = Head.for_preprocessor(best_prepared.preprocessor)
+        state = load_weights(path, net)
+    else:  # weights lost (a kill between trial and save): training is seeded, so it comes out the same
+        from dlpipe.tune.trial import run_trial
+
+        result = run_trial(search, best.params, lambda epoch, value: None)
+        net, head, state = result.net, result.head, result.state
+    tuned = Tuned(best_spec, best_prepared, net, head, state, summary)
+    if cfg.refit:
+        _refit(tuned, reporter)
+    return tuned
+
+
+def _refit(tuned: Tuned, reporter: Reporter) -> None:
+    """Retrain the best setting on train + validation for the epochs the best trial found best."""
+    from dlpipe.evaluate import evaluate_split
+    from dlpipe.train import fit_network
+
+    tuned.validation = evaluate_split(tuned.net, tuned.head, tuned.prepared, "validation")
+    epochs = tuned.state.best_epoch + 1
+    reporter.info(f"refit: the best setting on train + validation, {epochs} epochs")
+    tuned.net, tuned.head, _ = fit_network(tuned.prepared, tuned.spec, refit_epochs=epochs)
+    tuned.refit_epochs = epochs

@@ -1,0 +1,277 @@
+"""Optuna on this machine. The study lives in the run folder (`tuning/study.db`, SQLite), so a
+killed search resumes where it stopped; `parallel: N` runs N worker processes on that one study.
+
+Workers claim trials under a file lock (ask, then tell), so a search runs exactly `trials` trials
+whatever the number of workers.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import math
+import multiprocessing
+import os
+import threading
+import time
+import warnings
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from dlpipe.tune.output import TrialRow, rows_from_study
+from dlpipe.tune.space import make_pruner, make_sampler, suggest
+from dlpipe.tune.trial import Search, run_trial, save_weights
+
+if TYPE_CHECKING:
+    import optuna
+
+    from dlpipe.spec import Tuning
+
+STUDY = "dlpipe"
+WEIGHTS = "trials"  # tuning/trials/<number>.safetensors: the kept weights of the best trials so far
+POLL_SECONDS = 1.0
+
+
+def study_path(tuning: Path) -> Path:
+    return tuning / "study.db"
+
+
+def _storage(tuning: Path) -> optuna.storages.RDBStorage:
+    import optuna
+
+    # a generous lock timeout: workers write the same SQLite file
+    return optuna.storages.RDBStorage(
+        f"sqlite:///{study_path(tuning)}", engine_kwargs={"connect_args": {"timeout": 60}}
+    )
+
+
+def _quiet_optuna() -> None:
+    import optuna
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)
+
+
+def study_fingerprint(tuning: Path) -> str | None:
+    """The fingerprint a search's study was created with, or None when there is no readable study."""
+    if not study_path(tuning).exists():
+        return None
+    import optuna
+
+    _quiet_optuna()
+    try:
+        return optuna.load_study(study_name=STUDY, storage=_storage(tuning)).user_attrs.get("fingerprint")
+    except Exception:  # a foreign or damaged file: not ours to resume
+        return None
+
+
+def _open(tuning: Path, cfg: Tuning, direction: str, epochs: int, seed: int) -> optuna.Study:
+    import optuna
+
+    return optuna.load_study(
+        study_name=STUDY, storage=_storage(tuning), sampler=make_sampler(cfg, seed), pruner=make_pruner(cfg, epochs)
+    )
+
+
+def _prepare_study(tuning: Path, direction: str, fingerprint: str) -> int:
+    """Create the study, or reopen it: trials a kill interrupted are marked failed and queued to run
+    again with the same parameters. Returns how many trials the study held already."""
+    import optuna
+    from optuna.trial import TrialState
+
+    _quiet_optuna()
+    tuning.mkdir(parents=True, exist_ok=True)
+    storage = _storage(tuning)
+    study = optuna.create_study(study_name=STUDY, storage=storage, direction=direction, load_if_exists=True)
+    if "fingerprint" not in study.user_attrs:
+        study.set_user_attr("fingerprint", fingerprint)
+    for t in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
+        storage.set_trial_user_attr(t._trial_id, "error", "interrupted; its parameters were queued to run again")
+        storage.set_trial_state_values(t._trial_id, TrialState.FAIL)
+        study.enqueue_trial(t.params, user_attrs={"retry_of": t.number})
+    existing = len(study.trials)
+    storage.engine.dispose()  # no open connection may cross a fork
+    return existing
+
+
+@contextlib.contextmanager
+def _locked(path: Path) -> Iterator[None]:
+    with path.open("a") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def _work(
+    search: Search,
+    tuning: Path,
+    direction: str,
+    seed: int,
+    deadline: float,
+    stop: Any,
+    threads: int | None,
+) -> None:
+    """Claim and run trials until the study holds `trials` of them, the time is up, or a trial fails."""
+    import optuna
+    from optuna.trial import TrialState
+
+    from dlpipe import metrics
+
+    _quiet_optuna()
+    cfg = search.base.tuning
+    assert cfg is not None
+    epochs = search.base.training.epochs
+    metric = metrics.get(search.base.problem.metric)
+    study = _open(tuning, cfg, direction, epochs, seed)
+    counted = (TrialState.COMPLETE, TrialState.PRUNED, TrialState.RUNNING)
+    while not stop.is_set():
+        with _locked(tuning / "lock"):
+            if len(study.get_trials(deepcopy=False, states=counted)) >= cfg.total_trials or time.time() > deadline:
+                return
+            trial = study.ask()
+        params = suggest(trial, cfg.space)
+
+        def report(epoch: int, value: float, trial: optuna.Trial = trial) -> None:
+            if math.isfinite(value):
+                trial.report(value, epoch)
+            if trial.should_prune():
+                trial.set_user_attr("epochs", epoch)
+                raise optuna.TrialPruned
+
+        try:
+            result = run_trial(search, params, report, threads)
+        except optuna.TrialPruned:
+            study.tell(trial, state=TrialState.PRUNED)
+            continue
+        except BaseException as exc:
+            from dlpipe.errors import DlpipeError
+
+            kind = "input" if isinstance(exc, DlpipeError) else type(exc).__name__
+            trial.set_user_attr("error", f"{kind}: {exc}")
+            study.tell(trial, state=TrialState.FAIL)
+            stop.set()
+            raise
+        state = result.state
+        for key, value in (
+            ("epochs", state.epoch),
+            ("best_epoch", state.best_epoch + 1),
+            ("validation_loss", state.best_loss if math.isfinite(state.best_loss) else None),
+        ):
+            trial.set_user_attr(key, value)
+        if math.isfinite(state.best_score):
+            save_weights(tuning / WEIGHTS / f"{trial.number}.safetensors", result.net, state, params)
+            study.tell(trial, state.best_score)
+        else:  # the metric was undefined on every epoch (ROC AUC on a one-class validation set)
+            trial.set_user_attr("error", f"{metric.name} was undefined on the validation split")
+            study.tell(trial, state=TrialState.FAIL)
+        _drop_beaten(study, tuning, metric)
+
+
+def _drop_beaten(study: optuna.Study, tuning: Path, metric: Any) -> None:
+    """Delete the weights of complete trials that a better one beats (they can never be chosen)."""
+    from optuna.trial import TrialState
+
+    done = study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
+    if not done:
+        return
+    best = min(t.value for t in done) if not metric.greater_is_better else max(t.value for t in done)
+    for t in done:
+        if metric.better(best, t.value):
+            (tuning / WEIGHTS / f"{t.number}.safetensors").unlink(missing_ok=True)
+
+
+def search_local(
+    search: Search,
+    tuning: Path,
+    *,
+    fingerprint: str,
+    watch: Callable[[list[TrialRow]], None] | None = None,
+) -> list[TrialRow]:
+    """Run (or resume) the search; returns every trial of the study."""
+    from dlpipe import metrics
+
+    cfg = search.base.tuning
+    assert cfg is not None
+    direction = "maximize" if metrics.get(search.base.problem.metric).greater_is_better else "minimize"
+    existing = _prepare_study(tuning, direction, fingerprint)
+    deadline = time.time() + (cfg.timeout or math.inf)
+    seed = cfg.seed + 1000 * existing  # a resumed search draws anew rather than repeating its first draws
+    context = multiprocessing.get_context("fork")  # workers share the prepared data without copying it
+    stop = context.Event()
+    poller = _Poller(tuning, watch) if watch else None
+    if cfg.parallel == 1:
+        if poller:
+            poller.start()
+        try:
+            _work(search, tuning, direction, seed, deadline, stop, None)
+        finally:
+            if poller:
+                poller.stop()
+    else:
+        threads = max(1, (os.cpu_count() or 1) // cfg.parallel)
+        workers = [
+            context.Process(
+                target=_child, args=(search, tuning, direction, seed + i, deadline, stop, threads), daemon=True
+            )
+            for i in range(cfg.parallel)
+        ]
+        for w in workers:
+            w.start()
+        if poller:
+            poller.start()
+        try:
+            for w in workers:
+                w.join()
+        finally:
+            for w in workers:
+                if w.is_alive():
+                    w.terminate()
+            if poller:
+                poller.stop()
+    return _rows(tuning)
+
+
+def _child(*args: Any) -> None:
+    """A worker process: its own SQLite connection and thread budget; a failure ends the search."""
+    import torch
+
+    torch.set_num_threads(args[-1])
+    try:
+        _work(*args)
+    except BaseException:
+        os._exit(1)  # the trial's error is in the study; the parent reports it
+
+
+def _rows(tuning: Path) -> list[TrialRow]:
+    import optuna
+
+    storage = _storage(tuning)
+    try:
+        return rows_from_study(optuna.load_study(study_name=STUDY, storage=storage))
+    finally:
+        storage.engine.dispose()
+
+
+class _Poller:
+    """Reads the study every second and hands its rows to `watch` (the live table of trials)."""
+
+    def __init__(self, tuning: Path, watch: Callable[[list[TrialRow]], None]) -> None:
+        self.tuning, self.watch = tuning, watch
+        self.done = threading.Event()
+        self.thread = threading.Thread(target=self._loop, daemon=True)
+
+    def start(self) -> None:
+        self.thread.start()
+
+    def stop(self) -> None:
+        self.done.set()
+        self.thread.join()
+        self.watch(_rows(self.tuning))
+
+    def _loop(self) -> None:
+        while not self.done.wait(POLL_SECONDS):
+            with contextlib.suppress(Exception):  # a busy database now and then: show the next poll
+                self.watch(_rows(self.tuning))

@@ -1,0 +1,105 @@
+"""The search space in Optuna's terms, and a trial's parameters turned back into a pipeline spec.
+
+Both backends sample through these functions (Ray Tune through Optuna's sampler), so a space
+means the same thing on one machine and on a cluster.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    import optuna
+
+    from dlpipe.spec import Dimension, PipelineSpec, Tuning
+
+
+def distribution(dim: Dimension) -> optuna.distributions.BaseDistribution:
+    """The Optuna distribution of one dimension."""
+    from optuna.distributions import CategoricalDistribution, FloatDistribution, IntDistribution
+
+    if dim.kind == "choice":
+        return CategoricalDistribution(list(dim.choices))
+    if dim.kind == "int":
+        return IntDistribution(int(dim.low), int(dim.high), step=int(dim.step or 1))
+    return FloatDistribution(float(dim.low), float(dim.high), log=dim.kind == "log", step=dim.step)
+
+
+def distributions(space: dict[str, Dimension]) -> dict[str, optuna.distributions.BaseDistribution]:
+    return {path: distribution(dim) for path, dim in space.items()}
+
+
+def suggest(trial: optuna.Trial, space: dict[str, Dimension]) -> dict[str, Any]:
+    """Sample one value per dimension through the trial (define-by-run: Ray's OptunaSearch takes this too)."""
+    params: dict[str, Any] = {}
+    for path, dim in space.items():
+        if dim.kind == "choice":
+            params[path] = trial.suggest_categorical(path, list(dim.choices))
+        elif dim.kind == "int":
+            params[path] = trial.suggest_int(path, int(dim.low), int(dim.high), step=int(dim.step or 1))
+        else:
+            params[path] = trial.suggest_float(
+                path, float(dim.low), float(dim.high), log=dim.kind == "log", step=dim.step
+            )
+    return params
+
+
+def grid(space: dict[str, Dimension]) -> dict[str, list[Any]]:
+    return {path: list(dim.choices) for path, dim in space.items()}
+
+
+def touches_features(space: dict[str, Dimension]) -> bool:
+    """Whether a trial changes preprocessing (and so must prepare the data again)."""
+    return any(path.startswith("features.") for path in space)
+
+
+def trial_spec(base: PipelineSpec, params: dict[str, Any]) -> PipelineSpec:
+    """The pipeline one trial trains: the base with each searched setting set, and no tuning section."""
+    from dlpipe.spec import validate_spec
+    from dlpipe.spec.tuning import apply_params
+
+    raw = apply_params(base.model_dump(mode="json", exclude_none=True, exclude={"tuning"}), params)
+    return validate_spec(raw, source="tuning trial")
+
+
+def make_sampler(cfg: Tuning, seed: int) -> optuna.samplers.BaseSampler:
+    """The search method's sampler. `seed` differs per worker and per resume, so no two draw alike."""
+    import optuna
+
+    if cfg.method == "grid":
+        return _grid(grid(cfg.space), seed=seed)
+    if cfg.method == "random":
+        return optuna.samplers.RandomSampler(seed=seed)
+    if cfg.method == "cmaes":
+        # CMA-ES models numeric ranges; lists of choices are drawn at random beside it, as documented
+        return optuna.samplers.CmaEsSampler(seed=seed, warn_independent_sampling=False)
+    startup = min(10, max(3, cfg.total_trials // 4))
+    return optuna.samplers.TPESampler(seed=seed, n_startup_trials=startup, multivariate=True, group=False)
+
+
+def make_pruner(cfg: Tuning, epochs: int) -> optuna.pruners.BasePruner:
+    """The pruner, judged on the validation metric reported after every epoch."""
+    import optuna
+
+    if cfg.pruner == "median":
+        # the first epochs say little: a trial warms up before it can be cut
+        return optuna.pruners.MedianPruner(n_startup_trials=5, n_warmup_steps=min(5, max(1, epochs // 10)))
+    if cfg.pruner == "asha":
+        return optuna.pruners.SuccessiveHalvingPruner(min_resource=max(1, epochs // 20), reduction_factor=3)
+    if cfg.pruner == "hyperband":
+        return optuna.pruners.HyperbandPruner(min_resource=max(1, epochs // 20), max_resource=epochs)
+    return optuna.pruners.NopPruner()
+
+
+def _grid(search_space: dict[str, list[Any]], seed: int) -> optuna.samplers.GridSampler:
+    import optuna
+
+    class Grid(optuna.samplers.GridSampler):
+        """Optuna's grid, asked and told trial by trial: the workers stop at `total_trials` (never
+        above the grid's size), so the sampler need not stop the study itself, which works only
+        inside `study.optimize`."""
+
+        def after_trial(self, study: Any, trial: Any, state: Any, values: Any) -> None:
+            pass
+
+    return Grid(search_space, seed=seed)

@@ -1,0 +1,167 @@
+"""Tuning on this machine with Optuna: the search, its outputs, discipline, parallel workers, resume."""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+import yaml
+
+from dlpipe.pipeline import Pipeline
+
+SPACE = {
+    "training.learning_rate": {"log": [1e-5, 1e-1]},
+    "model.dropout": {"float": [0.0, 0.6]},
+    "model.hidden": [16, 64],
+}
+
+
+def wine(tuning: dict, **extra) -> dict:
+    config = {
+        "name": "wine",
+        "problem": {"task": "classification", "target": "target", "metric": "log_loss"},
+        "data": {"source": {"builtin": "wine"}},
+        "training": {"epochs": 30, "early_stopping": 5},
+        "tuning": {"space": SPACE, **tuning},
+    }
+    return {**config, **extra}
+
+
+def trials_csv(folder):
+    with (folder / "tuning" / "trials.csv").open() as f:
+        return list(csv.DictReader(f))
+
+
+@pytest.mark.slow
+def test_search_keeps_the_best_trial_and_records_every_trial(tmp_path):
+    result = Pipeline.from_dict(wine({"trials": 12, "pruner": "median"})).run(tmp_path)
+    rows = trials_csv(result.folder)
+    assert [int(r["number"]) for r in rows] == list(range(12))
+    assert {r["state"] for r in rows} <= {"complete", "pruned"}
+    assert any(r["state"] == "pruned" for r in rows)  # 1e-5 learning rates trail the others
+    pruned = [r for r in rows if r["state"] == "pruned"]
+    assert all(int(r["epochs"]) < 30 for r in pruned)
+    complete = [r for r in rows if r["state"] == "complete"]
+    best = min(complete, key=lambda r: float(r["value"]))
+    summary = json.loads((result.folder / "tuning" / "summary.json").read_text())
+    assert summary["best"]["value"] == pytest.approx(float(best["value"]))
+    assert summary["trials"] == {"complete": len(complete), "pruned": len(pruned), "fail": 0, "total": 12}
+    assert [h["best"] for h in summary["history"]] == sorted((h["best"] for h in summary["history"]), reverse=True)
+    assert set(summary["importances"]) <= set(SPACE) and summary["importances"]
+    # the run's model is the best trial's: its validation score is the trial's, and its config the trial's
+    assert result.metrics["validation"]["log_loss"] == pytest.approx(summary["best"]["value"], abs=1e-6)
+    model = json.loads((result.model_folder / "model.json").read_text())["pipeline"]
+    params = summary["best"]["params"]
+    assert model["training"]["learning_rate"] == pytest.approx(params["training.learning_rate"])
+    assert model["model"]["hidden"] == params["model.hidden"] and "tuning" not in model
+    assert result.metrics["tuning"]["best_trial"] == summary["best"]["trial"]
+    history = (result.folder / "history.jsonl").read_text().splitlines()
+    assert len(history) == int(next(r for r in rows if int(r["number"]) == summary["best"]["trial"])["epochs"])
+    assert list((result.folder / "tuning" / "trials").iterdir())  # the kept weights of the best trial
+
+
+class NoTouching:
+    """Stands in for the test split: any use of it fails the test."""
+
+    def __getattr__(self, name):
+        raise AssertionError(f"the search read the test split ({name})")
+
+
+def test_the_search_never_reads_the_test_split(tmp_path):
+    from dlpipe.tune import tune
+
+    pipeline = Pipeline.from_dict(wine({"trials": 3, "pruner": "none"}))
+    collected = pipeline.collect()
+    prepared = pipeline.prepare()
+    prepared.splits["test"] = NoTouching()
+    tuned = tune(
+        prepared, collected, tmp_path, fingerprint="f", reporter=__import__("dlpipe.pipeline").pipeline.Silent()
+    )
+    assert tuned.summary["trials"]["complete"] == 3
+
+
+def test_parallel_workers_share_one_study_and_run_exactly_the_trials(tmp_path):
+    result = Pipeline.from_dict(wine({"trials": 5, "parallel": 2, "method": "random", "pruner": "none"})).run(tmp_path)
+    rows = trials_csv(result.folder)
+    assert len(rows) == 5 and {r["state"] for r in rows} == {"complete"}
+    assert len({r["training.learning_rate"] for r in rows}) == 5  # the workers drew differently
+
+
+def test_refit_trains_on_validation_too_and_reports_the_trials_validation(tmp_path):
+    result = Pipeline.from_dict(wine({"trials": 3, "pruner": "none", "refit": True})).run(tmp_path)
+    summary = json.loads((result.folder / "tuning" / "summary.json").read_text())
+    assert result.metrics["tuning"]["refit"] is True
+    # validation is scored with the trial's model: the refit has seen those rows
+    assert result.metrics["validation"]["log_loss"] == pytest.approx(summary["best"]["value"], abs=1e-6)
+    best_epoch = json.loads((result.folder / "history.jsonl").read_text().splitlines()[0])  # trial's curve
+    assert best_epoch["epoch"] == 1 and result.metrics["epochs_run"] >= 1
+
+
+def test_grid_search_visits_every_point_once(tmp_path):
+    space = {"model.hidden": [16, 32], "training.learning_rate": [0.01, 0.03]}
+    result = Pipeline.from_dict(wine({"method": "grid", "pruner": "none", "space": space})).run(tmp_path)
+    points = {(r["model.hidden"], r["training.learning_rate"]) for r in trials_csv(result.folder)}
+    assert points == {("16", "0.01"), ("16", "0.03"), ("32", "0.01"), ("32", "0.03")}
+
+
+def test_a_feature_setting_is_tuned_by_preparing_again(tmp_path):
+    space = {"features.proline.scale": ["standard", "quantile"], "model.hidden": [16]}
+    result = Pipeline.from_dict(wine({"method": "grid", "pruner": "none", "space": space})).run(tmp_path)
+    rows = trials_csv(result.folder)
+    assert {r["features.proline.scale"] for r in rows} == {"standard", "quantile"}
+    model = json.loads((result.model_folder / "model.json").read_text())
+    chosen = result.metrics["tuning"]["best_params"]["features.proline.scale"]
+    assert model["pipeline"]["features"]["proline"]["scale"] == chosen
+    state = next(c for c in model["preprocessor"]["columns"] if c["name"] == "proline")
+    assert state["state"]["scale"] == chosen
+
+
+@pytest.mark.slow
+def test_a_killed_search_resumes_without_repeating_finished_trials(tmp_path):
+    config = wine({"trials": 10, "pruner": "none", "method": "random"}, training={"epochs": 60, "early_stopping": 0})
+    path = tmp_path / "pipeline.yaml"
+    path.write_text(yaml.safe_dump(config))
+    command = [sys.executable, "-m", "dlpipe.cli", "run", str(path), "--run-dir", str(tmp_path / "runs"), "-q"]
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    child = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    db = None
+    finished_before: dict[int, dict] = {}
+    deadline = time.time() + 240
+    while time.time() < deadline and len(finished_before) < 3:
+        time.sleep(0.3)
+        db = next((tmp_path / "runs" / "wine").glob("*/tuning/study.db"), None)
+        if db is not None:
+            finished_before = _finished(db)
+    assert child.poll() is None, child.stderr.read().decode()
+    child.send_signal(signal.SIGKILL)
+    child.wait()
+    finished_before = _finished(db)
+    assert 3 <= len(finished_before) < 10
+
+    resumed = subprocess.run([*command, "--resume"], env=env, capture_output=True, text=True, timeout=600)
+    assert resumed.returncode == 0, resumed.stderr
+    rows = trials_csv(db.parent.parent)
+    counted = [r for r in rows if r["state"] in ("complete", "pruned")]
+    assert len(counted) == 10
+    for number, params in finished_before.items():  # kept as they were, and not run again
+        row = next(r for r in rows if int(r["number"]) == number)
+        assert row["state"] == "complete" and float(row["training.learning_rate"]) == params["training.learning_rate"]
+    rates = [r["training.learning_rate"] for r in counted]
+    assert len(set(rates)) == len(rates)
+
+
+def _finished(db) -> dict[int, dict]:
+    import optuna
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    try:
+        study = optuna.load_study(study_name="dlpipe", storage=f"sqlite:///{db}")
+    except KeyError:  # the file exists, the study not yet
+        return {}
+    return {t.number: t.params for t in study.get_trials(states=(optuna.trial.TrialState.COMPLETE,))}
