@@ -122,8 +122,8 @@ class Pipeline:
         resolved = prepared.spec
         fingerprint = _fingerprint(resolved, prepared)
         folder = _run_folder(Path(run_dir), resolved.name, resume, fingerprint)
-        _write_text(folder / "pipeline.yaml", resolved.to_yaml())
-        _write_json(folder / "profile.json", prepared.profile)
+        write_text(folder / "pipeline.yaml", resolved.to_yaml())
+        write_json(folder / "profile.json", prepared.profile)
 
         from dlpipe.evaluate import evaluate_splits
 
@@ -186,7 +186,7 @@ class Pipeline:
         )
         lap("package")
         metrics["seconds"] = seconds
-        _write_json(folder / "metrics.json", metrics)  # written last: its presence marks a finished run
+        write_json(folder / "metrics.json", metrics)  # written last: its presence marks a finished run
         (folder / "checkpoint.safetensors").unlink(missing_ok=True)
         return RunResult(folder, metrics, seconds)
 
@@ -261,8 +261,9 @@ def _run_folder(root: Path, name: str, resume: bool, fingerprint: str) -> Path:
 def _resumable(folder: Path) -> bool:
     """An unfinished run that left a training checkpoint or a tuning study behind."""
     from dlpipe.train import CHECKPOINT
+    from dlpipe.tune import FINGERPRINT
 
-    started = (folder / CHECKPOINT).exists() or (folder / "tuning" / "study.db").exists()
+    started = (folder / CHECKPOINT).exists() or (folder / "tuning" / FINGERPRINT).exists()
     return started and not (folder / "metrics.json").exists()
 
 
@@ -272,9 +273,12 @@ def _run_fingerprint(folder: Path) -> str | None:
 
     if (folder / CHECKPOINT).exists():
         return checkpoint_fingerprint(folder / CHECKPOINT)
-    from dlpipe.tune import study_fingerprint
+    from dlpipe.tune import FINGERPRINT
 
-    return study_fingerprint(folder / "tuning")
+    try:
+        return (folder / "tuning" / FINGERPRINT).read_text().strip()
+    except OSError:
+        return None
 
 
 def _reference(sample: dict[str, Any]) -> pd.DataFrame:
@@ -289,15 +293,15 @@ def _reference(sample: dict[str, Any]) -> pd.DataFrame:
     return frame
 
 
-def _write_text(path: Path, text: str) -> None:
+def write_text(path: Path, text: str) -> None:
     """Write beside, then rename over: a crash leaves the old file or the new, never half of one."""
     tmp = path.with_name(path.name + ".tmp")
     tmp.write_text(text)
     tmp.replace(path)
 
 
-def _write_json(path: Path, data: Any) -> None:
+def write_json(path: Path, data: Any) -> None:
     """Strict JSON (an undefined metric, NaN, becomes null), replaced atomically."""
     from dlpipe.package import json_default, strict_json
 
-    _write_text(path, json.dumps(strict_json(data), indent=2, default=json_default, allow_nan=False))
+    write_text(path, json.dumps(strict_json(data), indent=2, default=json_default, allow_nan=False))

@@ -165,3 +165,11 @@ def _finished(db) -> dict[int, dict]:
     except KeyError:  # the file exists, the study not yet
         return {}
     return {t.number: t.params for t in study.get_trials(states=(optuna.trial.TrialState.COMPLETE,))}
+
+
+def test_parallel_grid_workers_split_the_grid_between_them(tmp_path):
+    space = {"model.hidden": [16, 32], "training.learning_rate": [0.01, 0.03, 0.1]}
+    config = wine({"method": "grid", "pruner": "none", "parallel": 2, "space": space})
+    result = Pipeline.from_dict(config).run(tmp_path)
+    points = [(r["model.hidden"], r["training.learning_rate"]) for r in trials_csv(result.folder)]
+    assert len(points) == 6 and len(set(points)) == 6

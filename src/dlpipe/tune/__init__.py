@@ -11,7 +11,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from dlpipe.tune.local import study_fingerprint
 from dlpipe.tune.output import TrialRow, best_row
 from dlpipe.tune.space import touches_features, trial_spec
 from dlpipe.tune.trial import Search, load_weights
@@ -24,7 +23,9 @@ if TYPE_CHECKING:
     from dlpipe.spec import PipelineSpec
     from dlpipe.train import TrainState
 
-__all__ = ["Tuned", "study_fingerprint", "tune"]
+__all__ = ["FINGERPRINT", "Tuned", "tune"]
+
+FINGERPRINT = "fingerprint"  # tuning/fingerprint: the config and data a search belongs to (for --resume)
 
 
 @dataclass
@@ -61,6 +62,11 @@ def tune(
     metric = metrics.get(spec.problem.metric)
     search = Search(spec, prepared, collected if touches_features(cfg.space) else None)
     tuning = folder / "tuning"
+    tuning.mkdir(exist_ok=True)
+    if not (tuning / FINGERPRINT).exists():
+        from dlpipe.pipeline import write_text
+
+        write_text(tuning / FINGERPRINT, fingerprint)
     total = cfg.total_trials
 
     def watch(rows: list[TrialRow]) -> None:
@@ -73,7 +79,7 @@ def tune(
     else:
         from dlpipe.tune.local import WEIGHTS, search_local
 
-        rows = search_local(search, tuning, fingerprint=fingerprint, watch=watch)
+        rows = search_local(search, tuning, watch=watch)
         weights = {r.number: tuning / WEIGHTS / f"{r.number}.safetensors" for r in rows}
     best = best_row(rows, metric)
     summary = output.write(tuning, rows, cfg, metric, best)

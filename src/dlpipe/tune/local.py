@@ -14,13 +14,12 @@ import multiprocessing
 import os
 import threading
 import time
-import warnings
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from dlpipe.tune.output import TrialRow, rows_from_study
-from dlpipe.tune.space import make_pruner, make_sampler, suggest
+from dlpipe.tune.space import make_pruner, make_sampler, quiet_optuna, suggest
 from dlpipe.tune.trial import Search, run_trial, save_weights
 
 if TYPE_CHECKING:
@@ -46,26 +45,6 @@ def _storage(tuning: Path) -> optuna.storages.RDBStorage:
     )
 
 
-def _quiet_optuna() -> None:
-    import optuna
-
-    optuna.logging.set_verbosity(optuna.logging.WARNING)
-    warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)
-
-
-def study_fingerprint(tuning: Path) -> str | None:
-    """The fingerprint a search's study was created with, or None when there is no readable study."""
-    if not study_path(tuning).exists():
-        return None
-    import optuna
-
-    _quiet_optuna()
-    try:
-        return optuna.load_study(study_name=STUDY, storage=_storage(tuning)).user_attrs.get("fingerprint")
-    except Exception:  # a foreign or damaged file: not ours to resume
-        return None
-
-
 def _open(tuning: Path, cfg: Tuning, direction: str, epochs: int, seed: int) -> optuna.Study:
     import optuna
 
@@ -74,18 +53,16 @@ def _open(tuning: Path, cfg: Tuning, direction: str, epochs: int, seed: int) -> 
     )
 
 
-def _prepare_study(tuning: Path, direction: str, fingerprint: str) -> int:
+def _prepare_study(tuning: Path, direction: str) -> int:
     """Create the study, or reopen it: trials a kill interrupted are marked failed and queued to run
     again with the same parameters. Returns how many trials the study held already."""
     import optuna
     from optuna.trial import TrialState
 
-    _quiet_optuna()
+    quiet_optuna()
     tuning.mkdir(parents=True, exist_ok=True)
     storage = _storage(tuning)
     study = optuna.create_study(study_name=STUDY, storage=storage, direction=direction, load_if_exists=True)
-    if "fingerprint" not in study.user_attrs:
-        study.set_user_attr("fingerprint", fingerprint)
     for t in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
         storage.set_trial_user_attr(t._trial_id, "error", "interrupted; its parameters were queued to run again")
         storage.set_trial_state_values(t._trial_id, TrialState.FAIL)
@@ -120,7 +97,7 @@ def _work(
 
     from dlpipe import metrics
 
-    _quiet_optuna()
+    quiet_optuna()
     cfg = search.base.tuning
     assert cfg is not None
     epochs = search.base.training.epochs
@@ -187,7 +164,6 @@ def search_local(
     search: Search,
     tuning: Path,
     *,
-    fingerprint: str,
     watch: Callable[[list[TrialRow]], None] | None = None,
 ) -> list[TrialRow]:
     """Run (or resume) the search; returns every trial of the study."""
@@ -196,7 +172,7 @@ def search_local(
     cfg = search.base.tuning
     assert cfg is not None
     direction = "maximize" if metrics.get(search.base.problem.metric).greater_is_better else "minimize"
-    existing = _prepare_study(tuning, direction, fingerprint)
+    existing = _prepare_study(tuning, direction)
     deadline = time.time() + (cfg.timeout or math.inf)
     seed = cfg.seed + 1000 * existing  # a resumed search draws anew rather than repeating its first draws
     context = multiprocessing.get_context("fork")  # workers share the prepared data without copying it

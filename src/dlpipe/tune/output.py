@@ -123,8 +123,9 @@ def importances(rows: list[TrialRow], cfg: Tuning) -> dict[str, float]:
     """Each parameter's share of the variance in value over complete trials; empty when too few."""
     import optuna
 
-    from dlpipe.tune.space import distributions
+    from dlpipe.tune.space import distributions, quiet_optuna
 
+    quiet_optuna()
     dists = distributions(cfg.space)
     done = [r for r in rows if r.state == COMPLETE and r.value is not None and math.isfinite(r.value)]
     varied = [p for p in dists if len({repr(r.params.get(p)) for r in done}) > 1]
@@ -149,10 +150,10 @@ def _evaluator() -> optuna.importance.FanovaImportanceEvaluator:
 
 def write(folder: Path, rows: list[TrialRow], cfg: Tuning, metric: Metric, best: TrialRow | None) -> dict[str, Any]:
     """trials.csv and summary.json in `folder`, each replaced atomically; returns the summary."""
-    from dlpipe.pipeline import _write_json, _write_text
+    from dlpipe.pipeline import write_json, write_text
 
     folder.mkdir(parents=True, exist_ok=True)
-    _write_text(folder / "trials.csv", trials_csv(rows, list(cfg.space)))
+    write_text(folder / "trials.csv", trials_csv(rows, list(cfg.space)))
     result = summary(rows, cfg, metric, best)
-    _write_json(folder / "summary.json", result)
+    write_json(folder / "summary.json", result)
     return result

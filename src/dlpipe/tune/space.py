@@ -14,6 +14,16 @@ if TYPE_CHECKING:
     from dlpipe.spec import Dimension, PipelineSpec, Tuning
 
 
+def quiet_optuna() -> None:
+    """Optuna's per-trial log lines and experimental-feature warnings would drown the trials table."""
+    import warnings
+
+    import optuna
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)
+
+
 def distribution(dim: Dimension) -> optuna.distributions.BaseDistribution:
     """The Optuna distribution of one dimension."""
     from optuna.distributions import CategoricalDistribution, FloatDistribution, IntDistribution
@@ -67,7 +77,10 @@ def make_sampler(cfg: Tuning, seed: int) -> optuna.samplers.BaseSampler:
     import optuna
 
     if cfg.method == "grid":
-        return _grid(grid(cfg.space), seed=seed)
+        from dlpipe.tune.grid import Grid
+
+        # one order for every worker and every resume: a trial's number picks its grid point
+        return Grid(grid(cfg.space), seed=cfg.seed)
     if cfg.method == "random":
         return optuna.samplers.RandomSampler(seed=seed)
     if cfg.method == "cmaes":
@@ -89,17 +102,3 @@ def make_pruner(cfg: Tuning, epochs: int) -> optuna.pruners.BasePruner:
     if cfg.pruner == "hyperband":
         return optuna.pruners.HyperbandPruner(min_resource=max(1, epochs // 20), max_resource=epochs)
     return optuna.pruners.NopPruner()
-
-
-def _grid(search_space: dict[str, list[Any]], seed: int) -> optuna.samplers.GridSampler:
-    import optuna
-
-    class Grid(optuna.samplers.GridSampler):
-        """Optuna's grid, asked and told trial by trial: the workers stop at `total_trials` (never
-        above the grid's size), so the sampler need not stop the study itself, which works only
-        inside `study.optimize`."""
-
-        def after_trial(self, study: Any, trial: Any, state: Any, values: Any) -> None:
-            pass
-
-    return Grid(search_space, seed=seed)
