@@ -144,6 +144,15 @@ def init_pipeline(
     lines += [
         "model: {layers: 2, hidden: 128, dropout: 0.5}",
         "training: {epochs: 100, batch_size: auto, learning_rate: 0.001, early_stopping: 10, seed: 42}",
+        "# To search for better settings, uncomment (dotted paths into this file; a list is a choice):",
+        "# tuning:",
+        "#   method: tpe          # grid | random | tpe | cmaes",
+        "#   trials: 20",
+        "#   pruner: median       # none | median | asha | hyperband",
+        "#   space:",
+        "#     training.learning_rate: {log: [1.0e-4, 1.0e-2]}",
+        "#     model.dropout: {float: [0.0, 0.5]}",
+        "#     model.hidden: [64, 128, 256]",
         "",
     ]
     text = "\n".join(lines)

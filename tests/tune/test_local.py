@@ -173,3 +173,43 @@ def test_parallel_grid_workers_split_the_grid_between_them(tmp_path):
     result = Pipeline.from_dict(config).run(tmp_path)
     points = [(r["model.hidden"], r["training.learning_rate"]) for r in trials_csv(result.folder)]
     assert len(points) == 6 and len(set(points)) == 6
+
+
+@pytest.mark.slow
+def test_the_wine_tuning_example_runs_20_trials_and_prunes_some(tmp_path):
+    from conftest import EXAMPLES, dlpipe
+
+    result = dlpipe("run", str(EXAMPLES / "wine" / "tune.yaml"), "--run-dir", str(tmp_path))
+    assert result.returncode == 0, result.stderr
+    assert "trial 19 " in result.stderr and "PASS" in result.stdout  # one line per trial off a terminal
+    folder = next((tmp_path / "wine-tuned").iterdir())
+    rows = trials_csv(folder)
+    assert len(rows) == 20 and any(r["state"] == "pruned" for r in rows)
+    metrics = json.loads((folder / "metrics.json").read_text())
+    assert metrics["tuning"]["trials"]["total"] == 20
+
+
+def test_a_column_the_data_lacks_is_named_before_any_trial(tmp_path):
+    from dlpipe.errors import DataError
+
+    config = wine({"space": {"features.prolin.scale": ["robust"]}})
+    with pytest.raises(DataError, match=r"tuning.space.features.prolin.scale.*did you mean 'proline'"):
+        Pipeline.from_dict(config).run(tmp_path)
+
+
+@pytest.mark.parametrize("parallel", [1, 2])
+def test_a_trial_that_fails_stops_the_search_and_says_why(tmp_path, parallel):
+    from dlpipe.errors import DlpipeError
+
+    # a numeric column reads no vocabulary size: only preparing the trial finds that out
+    config = wine({"space": {"features.proline.vocab_size": [100, 200]}, "parallel": parallel, "trials": 2})
+    with pytest.raises(DlpipeError, match="vocab_size"):
+        Pipeline.from_dict(config).run(tmp_path)
+    rows = trials_csv(next((tmp_path / "wine").iterdir()))
+    assert rows and rows[0]["state"] == "fail" and "vocab_size" in rows[0]["error"]
+
+
+def test_timeout_stops_starting_trials(tmp_path):
+    result = Pipeline.from_dict(wine({"trials": 500, "timeout": "3s", "pruner": "none"})).run(tmp_path)
+    rows = trials_csv(result.folder)
+    assert 1 <= len(rows) < 500 and result.metrics["tuning"]["trials"]["complete"] == len(rows)

@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from dlpipe.tune.output import TrialRow, best_row
-from dlpipe.tune.space import touches_features, trial_spec
+from dlpipe.tune.space import check_columns, touches_features, trial_spec
 from dlpipe.tune.trial import Search, load_weights
 
 if TYPE_CHECKING:
@@ -60,6 +60,7 @@ def tune(
     cfg = spec.tuning
     assert cfg is not None
     metric = metrics.get(spec.problem.metric)
+    check_columns(spec)
     search = Search(spec, prepared, collected if touches_features(cfg.space) else None)
     tuning = folder / "tuning"
     tuning.mkdir(exist_ok=True)
@@ -71,6 +72,7 @@ def tune(
 
     def watch(rows: list[TrialRow]) -> None:
         reporter.trials(rows, total, metric.name)
+        output.write_csv(tuning, rows, cfg)  # kept current while the search runs: `tail -f` works
 
     if cfg.backend == "ray":
         from dlpipe.tune.on_ray import search_ray

@@ -123,6 +123,8 @@ def _work(
         except optuna.TrialPruned:
             study.tell(trial, state=TrialState.PRUNED)
             continue
+        except KeyboardInterrupt:  # left running: a resume queues its parameters again, as after a kill
+            raise
         except BaseException as exc:
             from dlpipe.errors import DlpipeError
 
@@ -207,7 +209,19 @@ def search_local(
                     w.terminate()
             if poller:
                 poller.stop()
+        if any(w.exitcode for w in workers):
+            _raise_failure(tuning)
     return _rows(tuning)
+
+
+def _raise_failure(tuning: Path) -> None:
+    """A worker process stopped on a failed trial: say which, and why, in the parent."""
+    from dlpipe.errors import TuningError
+
+    failed = [r for r in _rows(tuning) if r.state == "fail" and r.error and not r.error.startswith("interrupted")]
+    last = max(failed, key=lambda r: r.number, default=None)
+    why = f"trial {last.number} failed: {last.error}" if last else "a worker process stopped unexpectedly"
+    raise TuningError(why, where=str(study_path(tuning)), fix="fix the cause, then `dlpipe run --resume`")
 
 
 def _child(*args: Any) -> None:

@@ -148,12 +148,19 @@ def _evaluator() -> optuna.importance.FanovaImportanceEvaluator:
     return optuna.importance.FanovaImportanceEvaluator(seed=0)
 
 
+def write_csv(folder: Path, rows: list[TrialRow], cfg: Tuning) -> None:
+    """trials.csv, replaced atomically."""
+    from dlpipe.pipeline import write_text
+
+    write_text(folder / "trials.csv", trials_csv(rows, list(cfg.space)))
+
+
 def write(folder: Path, rows: list[TrialRow], cfg: Tuning, metric: Metric, best: TrialRow | None) -> dict[str, Any]:
     """trials.csv and summary.json in `folder`, each replaced atomically; returns the summary."""
-    from dlpipe.pipeline import write_json, write_text
+    from dlpipe.pipeline import write_json
 
     folder.mkdir(parents=True, exist_ok=True)
-    write_text(folder / "trials.csv", trials_csv(rows, list(cfg.space)))
+    write_csv(folder, rows, cfg)
     result = summary(rows, cfg, metric, best)
     write_json(folder / "summary.json", result)
     return result

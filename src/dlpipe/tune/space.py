@@ -63,6 +63,24 @@ def touches_features(space: dict[str, Dimension]) -> bool:
     return any(path.startswith("features.") for path in space)
 
 
+def check_columns(spec: PipelineSpec) -> None:
+    """Each `features.<column>` path names a column of the data (the resolved spec lists them all)."""
+    import difflib
+
+    from dlpipe.errors import DataError
+
+    assert spec.tuning is not None
+    for path in spec.tuning.space:
+        parts = path.split(".")
+        if parts[0] == "features" and parts[1] not in spec.features:
+            close = difflib.get_close_matches(parts[1], list(spec.features), n=1)
+            raise DataError(
+                f"tunes column {parts[1]!r}, which is not a feature column of the data",
+                where=f"tuning.space.{path}",
+                fix=f"did you mean {close[0]!r}?" if close else "fix the column name",
+            )
+
+
 def trial_spec(base: PipelineSpec, params: dict[str, Any]) -> PipelineSpec:
     """The pipeline one trial trains: the base with each searched setting set, and no tuning section."""
     from dlpipe.spec import validate_spec
