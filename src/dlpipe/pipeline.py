@@ -217,6 +217,12 @@ def summarise(prepared: Prepared) -> list[str]:
         f"split ({splits['method']}): " + ", ".join(f"{k} {splits[k]}" for k in ("train", "validation", "test")),
         "features: " + ", ".join(f"{n} {k}" for k, n in kinds.items()),
     ]
+    tuning = prepared.spec.tuning
+    if tuning is not None:
+        lines.append(
+            f"tuning: {tuning.method}, {tuning.total_trials} trials over {len(tuning.space)} settings, "
+            f"pruner {tuning.pruner}, {tuning.parallel} at a time" + (" on Ray" if tuning.backend == "ray" else "")
+        )
     lines += [f"ignored {d['name']!r}: {d['reason']}" for d in profile["dropped"]["columns"]]
     lines += [f"dropped {d['count']} rows ({d['split']}): {d['reason']}" for d in profile["dropped"]["rows"]]
     files = profile["dropped"].get("files", [])

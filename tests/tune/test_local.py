@@ -213,3 +213,19 @@ def test_timeout_stops_starting_trials(tmp_path):
     result = Pipeline.from_dict(wine({"trials": 500, "timeout": "3s", "pruner": "none"})).run(tmp_path)
     rows = trials_csv(result.folder)
     assert 1 <= len(rows) < 500 and result.metrics["tuning"]["trials"]["complete"] == len(rows)
+
+
+def test_the_same_seed_gives_the_same_search(tmp_path):
+    config = wine({"trials": 4, "method": "tpe"})
+    first, second = (Pipeline.from_dict(config).run(tmp_path / str(i)) for i in range(2))
+    drop_seconds = [[v for k, v in r.items() if k != "seconds"] for r in trials_csv(first.folder)]
+    assert drop_seconds == [[v for k, v in r.items() if k != "seconds"] for r in trials_csv(second.folder)]
+    assert first.metrics["test"] == second.metrics["test"]
+
+
+def test_validate_describes_the_search(tmp_path):
+    from conftest import EXAMPLES, dlpipe
+
+    result = dlpipe("validate", str(EXAMPLES / "wine" / "tune.yaml"))
+    assert result.returncode == 0, result.stderr
+    assert "tuning: tpe, 20 trials over 5 settings, pruner median, 1 at a time" in result.stdout
