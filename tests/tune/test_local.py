@@ -229,3 +229,20 @@ def test_validate_describes_the_search(tmp_path):
     result = dlpipe("validate", str(EXAMPLES / "wine" / "tune.yaml"))
     assert result.returncode == 0, result.stderr
     assert "tuning: tpe, 20 trials over 5 settings, pruner median, 1 at a time" in result.stdout
+
+
+def test_parallel_workers_survive_a_parent_that_ran_torch_on_several_threads(tmp_path):
+    # GNU OpenMP is not fork-safe: a forked worker using several threads after its parent did hangs
+    script = f"""
+import torch
+torch.set_num_threads(2)
+a = torch.randn(1500, 1500)
+(a @ a).sum()
+from dlpipe.pipeline import Pipeline
+config = {wine({"trials": 2, "parallel": 2, "pruner": "none"}, training={"epochs": 10, "threads": 2})!r}
+print(Pipeline.from_dict(config).run({str(tmp_path)!r}).metrics["tuning"]["trials"]["complete"])
+"""
+    env = {**os.environ, "OMP_NUM_THREADS": "2"}
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=180, env=env)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip().endswith("2")

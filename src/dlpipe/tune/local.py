@@ -189,11 +189,10 @@ def search_local(
             if poller:
                 poller.stop()
     else:
-        threads = max(1, (os.cpu_count() or 1) // cfg.parallel)
+        # one thread each: a forked child whose parent ran OpenMP on several threads hangs in its first
+        # multi-threaded operation (GNU OpenMP is not fork-safe); parallel trials use the cores instead
         workers = [
-            context.Process(
-                target=_child, args=(search, tuning, direction, seed + i, deadline, stop, threads), daemon=True
-            )
+            context.Process(target=_child, args=(search, tuning, direction, seed + i, deadline, stop, 1), daemon=True)
             for i in range(cfg.parallel)
         ]
         for w in workers:
