@@ -106,3 +106,18 @@ def test_durations(text, seconds):
 def test_bad_durations_are_refused(text):
     with pytest.raises(ValueError, match="duration"):
         parse_duration(text)
+
+
+def test_the_json_schema_accepts_a_space_as_users_write_it():
+    import jsonschema
+    import yaml
+
+    from conftest import EXAMPLES
+    from dlpipe.spec import json_schema
+
+    schema = json_schema()
+    example = yaml.safe_load((EXAMPLES / "wine" / "tune.yaml").read_text())
+    jsonschema.validate(example, schema)
+    example["tuning"]["space"]["model.dropout"] = {"float": [0.0, 0.5], "log": [1, 2]}
+    with pytest.raises(jsonschema.ValidationError):
+        jsonschema.validate(example, schema)

@@ -16,7 +16,16 @@ import re
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Annotated, Any, Literal
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, PlainSerializer, ValidationError, model_validator
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    PlainSerializer,
+    ValidationError,
+    WithJsonSchema,
+    model_validator,
+)
 
 if TYPE_CHECKING:
     from dlpipe.spec.models import PipelineSpec
@@ -109,7 +118,29 @@ def _dimension(value: Any) -> Dimension:
     return Dimension(kind, low=low, high=high, step=step)
 
 
-SpaceDimension = Annotated[Dimension, BeforeValidator(_dimension), PlainSerializer(lambda d: d.as_written())]
+def _range_schema(kind: str, number: str) -> dict[str, Any]:
+    bounds = {"type": "array", "items": {"type": number}, "minItems": 2, "maxItems": 2}
+    properties: dict[str, Any] = {kind: bounds}
+    if kind != "log":
+        properties["step"] = {"type": number, "exclusiveMinimum": 0}
+    return {"type": "object", "properties": properties, "required": [kind], "additionalProperties": False}
+
+
+# what a user writes, for editors (the validated value is a Dimension)
+_SPACE_SCHEMA = {
+    "anyOf": [
+        {"type": "array", "minItems": 1, "description": "a choice between these values"},
+        _range_schema("float", "number"),
+        _range_schema("log", "number"),
+        _range_schema("int", "integer"),
+    ]
+}
+SpaceDimension = Annotated[
+    Dimension,
+    BeforeValidator(_dimension),
+    PlainSerializer(lambda d: d.as_written()),
+    WithJsonSchema(_SPACE_SCHEMA),
+]
 
 _DURATION = re.compile(r"(\d+(?:\.\d+)?)\s*([smhd])")
 _UNIT = {"s": 1, "m": 60, "h": 3600, "d": 86400}
