@@ -22,9 +22,9 @@ def run(tmp_path_factory):
 
 def test_folder_layout_and_no_pickle(run):
     files = {p.name for p in run.model_folder.iterdir()}
-    assert files == {"model.safetensors", "model.json", "reference.parquet"}
+    assert files == {"model.safetensors", "model.json", "reference.parquet", "model.onnx"}
     manifest = json.loads((run.model_folder / "model.json").read_text())
-    assert set(manifest["files"]) == {"model.safetensors", "reference.parquet"}
+    assert set(manifest["files"]) == {"model.safetensors", "reference.parquet", "model.onnx"}
     assert {"pipeline", "preprocessor", "metrics", "versions"} <= set(manifest)
     for path in run.folder.rglob("*"):
         assert path.suffix not in {".pkl", ".pickle", ".pt", ".pth", ".joblib"}

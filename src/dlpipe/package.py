@@ -33,6 +33,7 @@ FORMAT_VERSION = 2
 WEIGHTS = "model.safetensors"
 MANIFEST = "model.json"
 REFERENCE = "reference.parquet"
+ONNX = "model.onnx"
 
 
 def sha256(path: Path) -> str:
@@ -66,9 +67,16 @@ def save_model(
     pipeline: dict[str, Any],
     metrics: dict[str, Any],
     reference: pd.DataFrame,
+    example: dict[str, np.ndarray] | None = None,
 ) -> Path:
-    """Write the model folder in a temporary sibling and rename it into place: never half-written."""
+    """Write the model folder in a temporary sibling and rename it into place: never half-written.
+
+    With `example` (a few preprocessed rows) the network is also exported to model.onnx, checked
+    against PyTorch on those rows; when that fails the manifest says why and serving uses PyTorch.
+    """
     from safetensors.torch import save_file
+
+    from dlpipe.model import Head
 
     folder = Path(folder)
     folder.parent.mkdir(parents=True, exist_ok=True)
@@ -76,6 +84,16 @@ def save_model(
     try:
         save_file({k: v.detach().contiguous() for k, v in net.state_dict().items()}, str(tmp / WEIGHTS))
         reference.to_parquet(tmp / REFERENCE, index=False)
+        files = [WEIGHTS, REFERENCE]
+        onnx: dict[str, Any] | None = None
+        if example is not None:
+            from dlpipe.export.onnx import ExportFailed, export_onnx
+
+            try:
+                onnx = export_onnx(net, Head(head_kind), example, tmp / ONNX)
+                files.append(ONNX)
+            except ExportFailed as exc:
+                onnx = {"error": str(exc)}
         manifest = {
             "format": FORMAT,
             "format_version": FORMAT_VERSION,
@@ -86,8 +104,10 @@ def save_model(
             "preprocessor": preprocessor.to_dict(),
             "metrics": metrics,
             "versions": library_versions(),
-            "files": {name: sha256(tmp / name) for name in (WEIGHTS, REFERENCE)},
+            "files": {name: sha256(tmp / name) for name in files},
         }
+        if onnx is not None:
+            manifest["onnx"] = onnx
         manifest = strict_json(manifest)
         manifest["manifest_sha256"] = manifest_digest(manifest)
         (tmp / MANIFEST).write_text(json.dumps(manifest, indent=2, allow_nan=False, default=json_default))

@@ -28,6 +28,9 @@ if TYPE_CHECKING:
     from dlpipe.tune.output import TrialRow
 
 
+EXAMPLE_ROWS = 8  # training rows the ONNX export is traced and checked on
+
+
 class Reporter(Protocol):
     """What the pipeline tells whoever watches it (the CLI draws progress bars from this)."""
 
@@ -183,7 +186,11 @@ class Pipeline:
             pipeline=model_spec.model_dump(mode="json", exclude_none=True),
             metrics={k: metrics[k] for k in ("validation", "test", "goal")},
             reference=_reference(results["train_sample"]),
+            example={k: v[:EXAMPLE_ROWS] for k, v in prepared.splits["train"].inputs.items()},
         )
+        onnx = json.loads((folder / "model" / "model.json").read_text()).get("onnx", {})
+        if "error" in onnx:
+            reporter.info(f"no model.onnx ({onnx['error']}); serving will run the model in PyTorch")
         lap("package")
         metrics["seconds"] = seconds
         write_json(folder / "metrics.json", metrics)  # written last: its presence marks a finished run
