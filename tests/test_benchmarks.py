@@ -18,6 +18,7 @@ from conftest import ROOT
         ("train_overhead.py", "ratio dlpipe / hand-written"),
         ("defaults.py", "wine"),
         ("image_cache.py", "ratio first pass / second pass"),
+        ("tuning.py", "ratio epochs pruned / unpruned"),
     ],
 )
 def test_benchmark_runs(script, expected):
