@@ -138,18 +138,20 @@ SHOWN_TRIALS = 12
 
 def trials_table(rows: list[TrialRow], total: int, metric: str) -> Table:
     """The last trials, with a title line of counts and the best value so far."""
-    counts = {s: sum(r.state == s for r in rows) for s in ("complete", "pruned", "fail", "running")}
+    counts = {s: sum(r.state == s for r in rows) for s in ("complete", "pruned", "fail", "running", "repeat")}
     best = _best(rows, metric)
     title = f"trials {counts['complete'] + counts['pruned']}/{total}"
     if best is not None:
         title += f" · best {metric} {best.value:.4f} (trial {best.number})"
     title += f" · running {counts['running']} · pruned {counts['pruned']}"
+    if counts["repeat"]:
+        title += f" · repeats {counts['repeat']} (not trained again)"
     if counts["fail"]:
         title += f" · failed {counts['fail']}"
     table = Table(title=title, title_justify="left")
     for column in ("trial", "state", metric, "epochs", "seconds", "parameters"):
         table.add_column(column, justify="left" if column in ("state", "parameters") else "right")
-    style = {"complete": "", "pruned": "dim", "fail": "red", "running": "cyan"}
+    style = {"complete": "", "pruned": "dim", "repeat": "dim", "fail": "red", "running": "cyan"}
     for row in sorted(rows, key=lambda r: r.number)[-SHOWN_TRIALS:]:
         mark = " *" if best is not None and row.number == best.number else ""
         table.add_row(

@@ -51,7 +51,7 @@ def test_search_keeps_the_best_trial_and_records_every_trial(tmp_path):
     best = min(complete, key=lambda r: float(r["value"]))
     summary = json.loads((result.folder / "tuning" / "summary.json").read_text())
     assert summary["best"]["value"] == pytest.approx(float(best["value"]))
-    assert summary["trials"] == {"complete": len(complete), "pruned": len(pruned), "fail": 0, "total": 12}
+    assert summary["trials"] == {"complete": len(complete), "pruned": len(pruned), "fail": 0, "repeat": 0, "total": 12}
     assert [h["best"] for h in summary["history"]] == sorted((h["best"] for h in summary["history"]), reverse=True)
     assert set(summary["importances"]) <= set(SPACE) and summary["importances"]
     # the run's model is the best trial's: its validation score is the trial's, and its config the trial's
@@ -246,3 +246,20 @@ print(Pipeline.from_dict(config).run({str(tmp_path)!r}).metrics["tuning"]["trial
     done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=180, env=env)
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip().endswith("2")
+
+
+def test_a_setting_the_sampler_proposes_again_is_not_trained_again(tmp_path):
+    space = {"model.hidden": [16, 32], "training.learning_rate": [0.01, 0.03]}  # 4 settings
+    result = Pipeline.from_dict(wine({"method": "tpe", "trials": 10, "pruner": "none", "space": space})).run(tmp_path)
+    rows = trials_csv(result.folder)
+    trained = [r for r in rows if r["state"] != "repeat"]
+    settings = {(r["model.hidden"], r["training.learning_rate"]) for r in trained}
+    assert len(trained) == 4 and len(settings) == 4  # the budget bought every setting once, then stopped
+    by_number = {r["number"]: r for r in rows}
+    for repeat in (r for r in rows if r["state"] == "repeat"):
+        original = by_number[repeat["repeat_of"]]
+        assert (repeat["model.hidden"], repeat["training.learning_rate"]) == (
+            original["model.hidden"],
+            original["training.learning_rate"],
+        )
+        assert repeat["value"] == original["value"] and repeat["epochs"] == "0"

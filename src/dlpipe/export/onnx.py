@@ -11,7 +11,9 @@ from __future__ import annotations
 
 import contextlib
 import io
+import logging
 import warnings
+from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -43,7 +45,7 @@ def export_onnx(net: Net, head: Head, example: dict[str, np.ndarray], path: Path
     batch = torch.export.Dim("batch", min=1)
     tmp = path.with_name(path.name + ".tmp")
     try:
-        with warnings.catch_warnings(), contextlib.redirect_stdout(io.StringIO()):
+        with warnings.catch_warnings(), contextlib.redirect_stdout(io.StringIO()), _quiet("torch.onnx"):
             warnings.simplefilter("ignore")
             program = torch.onnx.export(
                 graph,
@@ -82,6 +84,18 @@ def export_onnx(net: Net, head: Head, example: dict[str, np.ndarray], path: Path
         "opset": _opset(path),
         "max_abs_diff": worst,
     }
+
+
+@contextlib.contextmanager
+def _quiet(logger: str) -> Iterator[None]:
+    """The exporter logs a line per optional library it skips (torchvision, ...): noise for a user."""
+    log = logging.getLogger(logger)
+    level = log.level
+    log.setLevel(logging.ERROR)
+    try:
+        yield
+    finally:
+        log.setLevel(level)
 
 
 class _Graph(torch.nn.Module):

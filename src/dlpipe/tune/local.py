@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from dlpipe.tune.output import TrialRow, rows_from_study
-from dlpipe.tune.space import make_pruner, make_sampler, quiet_optuna, suggest
+from dlpipe.tune.space import finite_size, make_pruner, make_sampler, quiet_optuna, suggest
 from dlpipe.tune.trial import Search, run_trial, save_weights
 
 if TYPE_CHECKING:
@@ -30,6 +30,8 @@ if TYPE_CHECKING:
 STUDY = "dlpipe"
 WEIGHTS = "trials"  # tuning/trials/<number>.safetensors: the kept weights of the best trials so far
 POLL_SECONDS = 1.0
+REPEAT = "repeat_of"  # user attribute of a trial whose parameters a finished trial already ran
+MAX_REPEATS = 3  # repeats in a row before a setting no trial has run is queued
 
 
 def study_path(tuning: Path) -> Path:
@@ -103,13 +105,31 @@ def _work(
     epochs = search.base.training.epochs
     metric = metrics.get(search.base.problem.metric)
     study = _open(tuning, cfg, direction, epochs, seed)
-    counted = (TrialState.COMPLETE, TrialState.PRUNED, TrialState.RUNNING)
+    points = finite_size(cfg.space)
+    repeats = 0
     while not stop.is_set():
         with _locked(tuning / "lock"):
-            if len(study.get_trials(deepcopy=False, states=counted)) >= cfg.total_trials or time.time() > deadline:
+            counted = [t for t in study.get_trials(deepcopy=False) if _counts(t)]
+            tried = {_key(t.params) for t in counted}
+            if len(counted) >= cfg.total_trials or time.time() > deadline or len(tried) == points:
                 return
+            if repeats >= MAX_REPEATS:  # the sampler keeps proposing what is known: try something new
+                if points is None:
+                    return
+                study.enqueue_trial(_unvisited(cfg.space, tried, seed + len(counted)))
             trial = study.ask()
         params = suggest(trial, cfg.space)
+        earlier = _finished_with(study, params)
+        if earlier is not None:
+            # training is seeded: the same setting would train to the same result, so reuse it
+            repeats += 1
+            trial.set_user_attr(REPEAT, earlier.number)
+            if earlier.state == TrialState.COMPLETE:
+                study.tell(trial, earlier.value)
+            else:
+                study.tell(trial, state=TrialState.PRUNED)
+            continue
+        repeats = 0
 
         def report(epoch: int, value: float, trial: optuna.Trial = trial) -> None:
             if math.isfinite(value):
@@ -147,6 +167,41 @@ def _work(
             trial.set_user_attr("error", f"{metric.name} was undefined on the validation split")
             study.tell(trial, state=TrialState.FAIL)
         _drop_beaten(study, tuning, metric)
+
+
+def _counts(trial: Any) -> bool:
+    """Whether a trial spends the budget: running or finished, not failed, and not a repeat."""
+    from optuna.trial import TrialState
+
+    finished = trial.state in (TrialState.COMPLETE, TrialState.PRUNED, TrialState.RUNNING)
+    return finished and REPEAT not in trial.user_attrs
+
+
+def _key(params: dict[str, Any]) -> tuple:
+    return tuple(sorted((k, repr(v)) for k, v in params.items()))
+
+
+def _finished_with(study: optuna.Study, params: dict[str, Any]) -> Any:
+    """The finished trial (complete or pruned, not itself a repeat) that ran exactly these parameters."""
+    from optuna.trial import TrialState
+
+    key = _key(params)
+    for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE, TrialState.PRUNED)):
+        if REPEAT not in t.user_attrs and _key(t.params) == key:
+            return t
+    return None
+
+
+def _unvisited(space: dict[str, Any], tried: set[tuple], seed: int) -> dict[str, Any]:
+    """A random setting of a finite space that no trial has run."""
+    import itertools
+    import random
+
+    settings = [
+        dict(zip(space, values, strict=True)) for values in itertools.product(*(d.choices for d in space.values()))
+    ]
+    fresh = [p for p in settings if _key(p) not in tried]
+    return random.Random(seed).choice(fresh)
 
 
 def _drop_beaten(study: optuna.Study, tuning: Path, metric: Any) -> None:

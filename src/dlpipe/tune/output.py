@@ -17,6 +17,7 @@ if TYPE_CHECKING:
     from dlpipe.spec import Tuning
 
 COMPLETE, PRUNED, FAIL, RUNNING, WAITING = "complete", "pruned", "fail", "running", "waiting"
+REPEAT = "repeat"  # the sampler proposed a setting a finished trial ran: its result, not trained again
 
 
 @dataclass
@@ -32,6 +33,7 @@ class TrialRow:
     best_epoch: int | None = None
     validation_loss: float | None = None
     error: str | None = None
+    repeat_of: int | None = None  # a repeat's earlier trial with the same parameters
     curve: list[float] = field(default_factory=list)  # validation value after each epoch
 
 
@@ -43,10 +45,11 @@ def rows_from_study(study: optuna.Study) -> list[TrialRow]:
         value = t.value if t.value is not None else (curve[-1] if curve and t.state.name == "PRUNED" else None)
         end = t.datetime_complete
         seconds = (end - t.datetime_start).total_seconds() if end and t.datetime_start else None
+        repeat_of = t.user_attrs.get("repeat_of")
         rows.append(
             TrialRow(
                 number=t.number,
-                state=t.state.name.lower(),
+                state=REPEAT if repeat_of is not None else t.state.name.lower(),
                 params=dict(t.params),
                 value=value,
                 epochs=int(t.user_attrs.get("epochs", len(curve))),
@@ -54,6 +57,7 @@ def rows_from_study(study: optuna.Study) -> list[TrialRow]:
                 best_epoch=t.user_attrs.get("best_epoch"),
                 validation_loss=t.user_attrs.get("validation_loss"),
                 error=t.user_attrs.get("error"),
+                repeat_of=repeat_of,
                 curve=curve,
             )
         )
@@ -71,10 +75,11 @@ def best_row(rows: list[TrialRow], metric: Metric) -> TrialRow | None:
 
 
 def trials_csv(rows: list[TrialRow], space: list[str]) -> str:
-    """One row per trial: number, state, value, epochs, seconds, best epoch, then each parameter."""
+    """One row per trial: number, state, value, epochs, seconds, best epoch, each parameter, the
+    trial a repeat repeats, and the error of a failed trial."""
     buffer = io.StringIO()
     writer = csv.writer(buffer, lineterminator="\n")
-    writer.writerow(["number", "state", "value", "epochs", "seconds", "best_epoch", *space, "error"])
+    writer.writerow(["number", "state", "value", "epochs", "seconds", "best_epoch", *space, "repeat_of", "error"])
     for r in sorted(rows, key=lambda r: r.number):
         writer.writerow(
             [
@@ -85,6 +90,7 @@ def trials_csv(rows: list[TrialRow], space: list[str]) -> str:
                 "" if r.seconds is None else r.seconds,
                 "" if r.best_epoch is None else r.best_epoch,
                 *(r.params.get(p, "") for p in space),
+                "" if r.repeat_of is None else r.repeat_of,
                 r.error or "",
             ]
         )
@@ -102,7 +108,7 @@ def summary(rows: list[TrialRow], cfg: Tuning, metric: Metric, best: TrialRow | 
         if best_so_far is None or metric.better(r.value, best_so_far):
             best_so_far = r.value
         history.append({"trial": r.number, "value": r.value, "best": best_so_far})
-    counts = {s: sum(r.state == s for r in rows) for s in (COMPLETE, PRUNED, FAIL)}
+    counts = {s: sum(r.state == s for r in rows) for s in (COMPLETE, PRUNED, FAIL, REPEAT)}
     return {
         "metric": metric.name,
         "direction": "maximize" if metric.greater_is_better else "minimize",

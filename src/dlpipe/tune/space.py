@@ -54,6 +54,15 @@ def suggest(trial: optuna.Trial, space: dict[str, Dimension]) -> dict[str, Any]:
     return params
 
 
+def finite_size(space: dict[str, Dimension]) -> int | None:
+    """How many settings a space holds when every dimension is a list; None when any is a range."""
+    import math
+
+    if any(dim.kind != "choice" for dim in space.values()):
+        return None
+    return math.prod(len(dim.choices) for dim in space.values())
+
+
 def grid(space: dict[str, Dimension]) -> dict[str, list[Any]]:
     return {path: list(dim.choices) for path, dim in space.items()}
 
