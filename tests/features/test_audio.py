@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+from pathlib import Path
 
 import conformance
 import numpy as np
@@ -211,3 +212,20 @@ def test_other_encoders_are_refused():
 
     with pytest.raises(ConfigError, match="cnn"):
         AUDIO.fit(pd.Series(["a.wav"], name="clip"), FeatureSpec(type="audio", encoder="transformer"))
+
+
+def test_recordings_sent_as_bytes_decode_like_the_files_and_are_never_cached(clips, tmp_path, monkeypatch):
+    monkeypatch.setenv("DLPIPE_CACHE", str(tmp_path / "served"))
+    train, _, _, _ = clips
+    state = AUDIO.fit(train, SMALL)
+    paths = pd.Series(list(train) * 6, name="c")  # 36 rows: over the caching threshold
+    content = paths.map(lambda p: Path(p).read_bytes())
+    problems = Problems()
+    from_bytes = AUDIO.transform_many(content.to_frame(), {"c": state}, problems)
+    assert not problems.rows and not list((tmp_path / "served").rglob("*.npy"))
+    np.testing.assert_array_equal(from_bytes, AUDIO.transform_many(paths.to_frame(), {"c": state}, Problems()))
+    bad = pd.Series([b"RIFF garbage", b"", content[0]], name="c")
+    problems = Problems()
+    out = AUDIO.transform_many(bad.to_frame(), {"c": state}, problems)
+    assert set(problems.rows) == {0, 1} and "0 bytes" in problems.rows[1]
+    assert not out[:2].any() and out[2].any()

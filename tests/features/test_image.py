@@ -349,3 +349,22 @@ def test_a_few_rows_are_decoded_without_a_cache_entry(samples, tmp_path, monkeyp
     state = IMAGE.fit(train, FeatureSpec())
     IMAGE.transform_many(later.to_frame(), {"photo": state}, Problems())
     assert not list((tmp_path / "few").rglob("*.npy"))
+
+
+def test_image_content_sent_as_bytes_decodes_like_the_file_and_is_never_cached(samples, tmp_path, monkeypatch):
+    """What the server receives: the file's bytes, not a path (it never opens a path a request names)."""
+    monkeypatch.setenv("DLPIPE_CACHE", str(tmp_path / "served"))
+    train, _, _ = samples
+    state = IMAGE.fit(train, FeatureSpec())
+    paths = pd.concat([train] * 3, ignore_index=True)  # 36 rows: over the caching threshold
+    content = paths.map(lambda p: Path(p).read_bytes())
+    problems = Problems()
+    from_bytes = IMAGE.transform_many(content.to_frame(), {"photo": state}, problems)
+    assert not problems.rows and not list((tmp_path / "served").rglob("*.npy"))
+    np.testing.assert_array_equal(from_bytes, IMAGE.transform_many(paths.to_frame(), {"photo": state}, Problems()))
+    assert list((tmp_path / "served").rglob("*.npy"))  # paths are cached: the check above can fail
+    bad = pd.Series([b"not an image", b"", content[0]], name="photo")
+    problems = Problems()
+    out = IMAGE.transform_many(bad.to_frame(), {"photo": state}, problems)
+    assert set(problems.rows) == {0, 1} and "<12 bytes>" in str(problems.listed) and "0 bytes" in problems.rows[1]
+    assert out[:2].max() == 0 and out[2].max() > 0

@@ -13,6 +13,7 @@ Heavy imports (soundfile, scipy) happen inside functions: `dlpipe --help` must s
 
 from __future__ import annotations
 
+import io
 import math
 import os
 from typing import TYPE_CHECKING, Any
@@ -87,13 +88,16 @@ class Audio(FeatureType):
         self, frame: pd.DataFrame, states: dict[str, dict], problems: Problems | None = None
     ) -> np.ndarray:
         """One column's spectrograms, (rows, 1, n_mels, frames), from the cache when the files are unchanged."""
-        from dlpipe.features.cache import cached_array, file_identity
+        from dlpipe.features.cache import cached_array, file_identity, holds_bytes
 
         problems = problems if problems is not None else Problems()
         ((name, state),) = states.items()  # per-column type: exactly one column
         paths = list(frame[name])
-        key = [file_identity(paths), _settings(state), VERSION]
-        array, meta = cached_array("audio", key, lambda: _compute(paths, state), rows=len(paths))
+        if holds_bytes(paths):  # recordings sent to the server: decoded, never cached
+            array, meta = _compute(paths, state)
+        else:
+            key = [file_identity(paths), _settings(state), VERSION]
+            array, meta = cached_array("audio", key, lambda: _compute(paths, state), rows=len(paths))
         for row, value, reason in meta["problems"]:
             problems.add(int(row), str(name), value, reason)
         return array
@@ -198,8 +202,9 @@ def fit_length(signal: np.ndarray, samples: int) -> np.ndarray:
     return np.pad(signal, (before, samples - n - before))
 
 
-def decode(path: str, rate: int, samples: int | None = None) -> np.ndarray:
-    """A file as mono float64 at `rate`; raises ValueError with a reason a person can act on.
+def decode(path: str | bytes, rate: int, samples: int | None = None) -> np.ndarray:
+    """A file (or its content, as bytes) as mono float64 at `rate`; raises ValueError with a reason
+    a person can act on.
 
     With `samples`, a longer file is read only around its middle (what `fit_length` keeps), so an
     hour-long recording costs no more than a clip.
@@ -207,10 +212,16 @@ def decode(path: str, rate: int, samples: int | None = None) -> np.ndarray:
     import soundfile as sf
     from scipy.signal import resample_poly
 
-    if not os.path.isfile(path):
+    if isinstance(path, bytes):
+        if not path:
+            raise ValueError("empty audio data (0 bytes)")
+        source: Any = io.BytesIO(path)
+    elif not os.path.isfile(path):
         raise ValueError("file not found")
+    else:
+        source = path
     try:
-        with sf.SoundFile(path) as f:
+        with sf.SoundFile(source) as f:
             source_rate, available = int(f.samplerate), f.frames
             need = available if samples is None else math.ceil(samples * source_rate / rate) + 2
             if available > need:
@@ -245,6 +256,16 @@ def _compute(paths: list[Any], state: dict[str, Any]) -> tuple[np.ndarray, dict[
     for row, value in enumerate(paths):
         if isinstance(value, os.PathLike):
             value = os.fspath(value)
+        if isinstance(value, bytearray | memoryview):
+            value = bytes(value)
+        if isinstance(value, bytes):  # a recording sent to the server
+            try:
+                signal = fit_length(decode(value, state["sample_rate"], state["samples"]), state["samples"])
+            except ValueError as error:
+                found.append([row, f"<{len(value)} bytes>", str(error)])
+                continue
+            out[row, 0] = log_mel(signal, state, bank)
+            continue
         if not isinstance(value, str) or not value.strip():
             reason = "missing value" if _is_missing(value) else f"not a file path ({type(value).__name__})"
             found.append([row, str(value), reason])

@@ -46,6 +46,12 @@ def file_identity(paths: Iterable[Any]) -> list[Any]:
     return out
 
 
+def holds_bytes(values: Iterable[Any]) -> bool:
+    """Whether any value is file content rather than a path (a request to the server): such
+    values are decoded every time, never written to the cache."""
+    return any(isinstance(v, bytes | bytearray | memoryview) for v in values)
+
+
 def cached_array(
     namespace: str, key: Any, compute: Callable[[], tuple[np.ndarray, dict[str, Any]]], rows: int | None = None
 ) -> tuple[np.ndarray, dict[str, Any]]:

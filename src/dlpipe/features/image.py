@@ -11,6 +11,7 @@ Pillow and torch are imported inside functions: `dlpipe --help` must not pay for
 from __future__ import annotations
 
 import contextlib
+import io
 import os
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
@@ -89,12 +90,15 @@ class Image(FeatureType):
 
     def transform(self, column: pd.Series, state: dict[str, Any], problems: Problems | None = None) -> np.ndarray:
         """uint8 array (rows, channels, height, width), decoded once and then read from the disk cache."""
-        from dlpipe.features.cache import cached_array, file_identity
+        from dlpipe.features.cache import cached_array, file_identity, holds_bytes
 
         values = column.to_numpy(dtype=object)
         size, channels = [int(s) for s in state["size"]], int(state["channels"])
-        key = [file_identity(values), size, channels, DECODE_VERSION]
-        array, meta = cached_array("images", key, lambda: decode_many(values, size, channels), rows=len(values))
+        if holds_bytes(values):  # image content sent to the server: decoded, never cached
+            array, meta = decode_many(values, size, channels)
+        else:
+            key = [file_identity(values), size, channels, DECODE_VERSION]
+            array, meta = cached_array("images", key, lambda: decode_many(values, size, channels), rows=len(values))
         if problems is not None:
             for row, value, reason in meta["problems"]:
                 problems.add(row, str(column.name), value, reason)
@@ -134,10 +138,17 @@ def decode_many(values: Sequence[Any], size: Sequence[int], channels: int) -> tu
         # chunks: one task per file would cost more in scheduling than a small PNG costs to decode
         for row, result in enumerate(pool.map(lambda v: _decode(v, size, channels), values, chunksize=64)):
             if isinstance(result, str):
-                listed.append([row, str(values[row])[:300], result])
+                listed.append([row, _shown(values[row]), result])
             else:
                 out[row] = result
     return out, {"problems": listed}
+
+
+def _shown(value: Any) -> str:
+    """A value as a problem report names it: a path, or the size of content sent as bytes."""
+    if isinstance(value, bytes | bytearray | memoryview):
+        return f"<{len(value)} bytes>"
+    return str(value)[:300]
 
 
 def _path(value: Any) -> str | None:
@@ -154,6 +165,13 @@ def _open(value: Any) -> PILImage | str:
     """The lazily opened image, or why it cannot be."""
     from PIL import Image as PIL
 
+    if isinstance(value, bytes | bytearray | memoryview):  # content sent to the server, not a path
+        if not len(value):
+            return "empty image data (0 bytes)"
+        try:
+            return PIL.open(io.BytesIO(bytes(value)))
+        except Exception as exc:
+            return f"not a readable image: {_describe(exc)}"
     try:
         path = _path(value)
     except TypeError as exc:
