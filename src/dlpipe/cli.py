@@ -147,6 +147,15 @@ def _data_source(data: Path, loaded: Model) -> FileSource:
     return FileSource(path=str(data), header=False if headerless else None)
 
 
+def cmd_serve(args: argparse.Namespace) -> int:
+    """The inference API for a model: Open Inference Protocol v2, /predict, /invocations."""
+    from dlpipe.serve import serve
+
+    _echo(f"serving {args.model} on http://{args.host}:{args.port} (docs at /docs; Ctrl-C stops)", err=True)
+    serve(args.model, args.host, args.port, runtime=args.runtime, threads=args.threads, max_body_mb=args.max_body_mb)
+    return 0
+
+
 def cmd_schema(args: argparse.Namespace) -> int:
     """Print the JSON Schema of pipeline.yaml (for editor completion and checks)."""
     import json
@@ -197,6 +206,17 @@ def build_parser() -> argparse.ArgumentParser:
         "--output", "-o", default="predictions.csv", help="a .csv or .parquet file (default: predictions.csv)"
     )
     p.set_defaults(func=cmd_predict)
+
+    p = sub.add_parser("serve", help="the inference API for a model (Open Inference Protocol v2, /predict)")
+    p.add_argument("model", help="a model folder or a run folder")
+    p.add_argument("--host", default="127.0.0.1", help="address to listen on (default: 127.0.0.1, this machine only)")
+    p.add_argument("--port", type=int, default=8000, help="port (default: 8000)")
+    p.add_argument(
+        "--runtime", choices=["auto", "onnx", "torch"], default="auto", help="auto: model.onnx when packaged"
+    )
+    p.add_argument("--threads", type=int, help="threads for the model (default: the cores)")
+    p.add_argument("--max-body-mb", type=float, default=32, help="largest request body, after decompression")
+    p.set_defaults(func=cmd_serve)
 
     p = sub.add_parser("schema", help="print the JSON Schema of pipeline.yaml, for editors")
     p.set_defaults(func=cmd_schema)

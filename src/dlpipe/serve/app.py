@@ -1,0 +1,244 @@
+"""The inference API: Open Inference Protocol v2 (`/v2/...`), plain JSON (`/predict`) and MLflow's
+scoring payloads (`/invocations`), on FastAPI.
+
+A client's mistake is answered 4xx with {"error": "..."} (400 bad input, 404 unknown model or
+version, 413 too large, 415 not JSON); the model runs on one worker thread, off the event loop.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import uuid
+import zlib
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse, Response
+from starlette.exceptions import HTTPException
+
+from dlpipe import __version__
+from dlpipe.serve import v2
+from dlpipe.serve.inputs import RequestError, frame_from_records, frame_from_split, schema
+from dlpipe.serve.runtime import Runtime
+
+MAX_BODY = 32 * 1024 * 1024  # bytes, after decompression
+
+
+@dataclass
+class Settings:
+    max_body: int = MAX_BODY
+
+
+def create_app(runtime: Runtime, settings: Settings | None = None) -> FastAPI:
+    """The app serving one loaded model."""
+    settings = settings or Settings()
+    features = schema(runtime.model.preprocessor)
+    worker = ThreadPoolExecutor(1, thread_name_prefix="dlpipe-model")
+    state = {"ready": False}
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> Any:
+        await asyncio.get_running_loop().run_in_executor(worker, runtime.warm_up)
+        state["ready"] = True
+        yield
+        state["ready"] = False
+        worker.shutdown(wait=True)
+
+    app = FastAPI(
+        title=f"dlpipe: {runtime.name}",
+        version=__version__,
+        description="Predictions from a dlpipe model: Open Inference Protocol v2, plain JSON, MLflow payloads.",
+        lifespan=lifespan,
+    )
+
+    async def run(work: Callable[[], Any]) -> Any:
+        return await asyncio.get_running_loop().run_in_executor(worker, work)
+
+    def check_model(name: str, version: str | None = None) -> None:
+        if name != runtime.name:
+            raise RequestError(f"unknown model {name!r}; this server has {runtime.name!r}", status=404)
+        if version is not None and version != runtime.version:
+            raise RequestError(f"model {name!r} has no version {version!r} (it has {runtime.version!r})", status=404)
+
+    # --- errors: a JSON body with "error", never a traceback ---
+
+    @app.exception_handler(RequestError)
+    async def _request_error(request: Request, exc: RequestError) -> JSONResponse:
+        return JSONResponse({"error": exc.message}, status_code=exc.status)
+
+    @app.exception_handler(RequestValidationError)
+    async def _validation_error(request: Request, exc: RequestValidationError) -> JSONResponse:
+        first = exc.errors()[0] if exc.errors() else {}
+        where = ".".join(str(p) for p in first.get("loc", ()))
+        return JSONResponse({"error": f"{where}: {first.get('msg', 'invalid request')}"}, status_code=400)
+
+    @app.exception_handler(HTTPException)
+    async def _http_error(request: Request, exc: HTTPException) -> JSONResponse:
+        return JSONResponse({"error": str(exc.detail)}, status_code=exc.status_code, headers=exc.headers)
+
+    @app.exception_handler(Exception)
+    async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
+        return JSONResponse({"error": f"internal error: {type(exc).__name__}"}, status_code=500)
+
+    # --- Open Inference Protocol v2 ---
+
+    @app.get("/v2/health/live", tags=["v2"])
+    async def live() -> dict[str, bool]:
+        return {"live": True}
+
+    @app.get("/v2/health/ready", tags=["v2"])
+    async def ready() -> Response:
+        return _ready_response(state["ready"])
+
+    @app.get("/v2", tags=["v2"])
+    async def server_metadata() -> dict[str, Any]:
+        return {"name": "dlpipe", "version": __version__, "extensions": ["binary_tensor_data"]}
+
+    def model_metadata() -> dict[str, Any]:
+        return {
+            "name": runtime.name,
+            "versions": [runtime.version],
+            "platform": f"dlpipe_{runtime.kind}",
+            "inputs": [{"name": f.name, "datatype": f.datatype, "shape": [-1, 1]} for f in features],
+            "outputs": v2.describe_outputs(runtime.classes),
+        }
+
+    @app.get("/v2/models/{name}", tags=["v2"])
+    async def metadata(name: str) -> dict[str, Any]:
+        check_model(name)
+        return model_metadata()
+
+    @app.get("/v2/models/{name}/versions/{version}", tags=["v2"])
+    async def version_metadata(name: str, version: str) -> dict[str, Any]:
+        check_model(name, version)
+        return model_metadata()
+
+    @app.get("/v2/models/{name}/ready", tags=["v2"])
+    async def model_ready(name: str) -> Response:
+        check_model(name)
+        return _ready_response(state["ready"])
+
+    @app.get("/v2/models/{name}/versions/{version}/ready", tags=["v2"])
+    async def version_ready(name: str, version: str) -> Response:
+        check_model(name, version)
+        return _ready_response(state["ready"])
+
+    async def infer(request: Request, name: str, version: str | None) -> Response:
+        check_model(name, version)
+        body = await read_body(request, settings.max_body)
+        header = request.headers.get(v2.HEADER_LENGTH)
+
+        def work() -> tuple[bytes, dict[str, str]]:
+            parsed = v2.parse(body, header, features)
+            result = runtime.predict(parsed.frame)
+            tensors = v2.output_tensors(result.predictions, result.probabilities, runtime.classes)
+            return v2.response(parsed, runtime.name, runtime.version, tensors)
+
+        content, headers = await run(work)
+        return Response(content, headers=headers)
+
+    @app.post("/v2/models/{name}/infer", tags=["v2"])
+    async def infer_latest(request: Request, name: str) -> Response:
+        return await infer(request, name, None)
+
+    @app.post("/v2/models/{name}/versions/{version}/infer", tags=["v2"])
+    async def infer_version(request: Request, name: str, version: str) -> Response:
+        return await infer(request, name, version)
+
+    # --- plain JSON and MLflow ---
+
+    @app.post("/predict", tags=["json"])
+    async def predict(request: Request) -> dict[str, Any]:
+        """`{"instances": [{feature: value, ...}, ...]}` -> predictions, probabilities, ids."""
+        doc = await read_json(request, settings.max_body)
+        if not isinstance(doc, dict) or "instances" not in doc:
+            raise RequestError('send {"instances": [{"feature": value, ...}, ...]}')
+
+        def work() -> dict[str, Any]:
+            frame = frame_from_records(doc["instances"], features)
+            return plain(runtime, frame)
+
+        return await run(work)
+
+    @app.post("/invocations", tags=["json"])
+    async def invocations(request: Request) -> dict[str, Any]:
+        """MLflow's scoring payloads: `dataframe_split`, `dataframe_records` (or `instances`)."""
+        doc = await read_json(request, settings.max_body)
+        keys = [k for k in ("dataframe_split", "dataframe_records", "instances") if isinstance(doc, dict) and k in doc]
+        if len(keys) != 1:
+            raise RequestError("send exactly one of dataframe_split, dataframe_records, instances")
+
+        def work() -> dict[str, Any]:
+            payload = doc[keys[0]]
+            if keys[0] == "dataframe_split":
+                frame = frame_from_split(payload, features)
+            else:
+                frame = frame_from_records(payload, features, keys[0])
+            return {"predictions": plain(runtime, frame)["predictions"]}
+
+        return await run(work)
+
+    return app
+
+
+def plain(runtime: Runtime, frame: Any) -> dict[str, Any]:
+    """Predictions (and per-class probabilities), the model, and one id per row."""
+    result = runtime.predict(frame)
+    out: dict[str, Any] = {"predictions": result.predictions.tolist()}
+    if result.probabilities is not None and runtime.classes is not None:
+        out["probabilities"] = [
+            dict(zip(runtime.classes, map(float, row), strict=True)) for row in result.probabilities
+        ]
+    out |= {"model": runtime.name, "version": runtime.version, "ids": [uuid.uuid4().hex for _ in range(len(frame))]}
+    return out
+
+
+def _ready_response(ready: bool) -> Response:
+    if ready:
+        return JSONResponse({"ready": True})
+    return JSONResponse({"ready": False, "error": "the model is not ready"}, status_code=503)
+
+
+async def read_body(request: Request, limit: int) -> bytes:
+    """The request body, decompressed (gzip or deflate), refused with 413 past `limit` bytes either way."""
+    declared = request.headers.get("content-length")
+    if declared is not None and declared.isdigit() and int(declared) > limit:
+        raise RequestError(f"the body is {declared} bytes; the limit is {limit}", status=413)
+    chunks, size = [], 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            raise RequestError(f"the body exceeds the limit of {limit} bytes", status=413)
+        chunks.append(chunk)
+    body = b"".join(chunks)
+    encoding = request.headers.get("content-encoding", "identity").strip().lower()
+    if encoding in ("", "identity"):
+        return body
+    if encoding not in ("gzip", "deflate"):
+        raise RequestError(f"unsupported Content-Encoding {encoding!r}; use gzip, deflate or none", status=415)
+    # 32 + MAX_WBITS reads gzip and zlib headers alike; max_length stops a decompression bomb early
+    inflater = zlib.decompressobj(32 + zlib.MAX_WBITS)
+    try:
+        out = inflater.decompress(body, limit + 1)
+    except zlib.error as exc:
+        raise RequestError(f"the body is not valid {encoding} data: {exc}") from None
+    if len(out) > limit or inflater.unconsumed_tail:
+        raise RequestError(f"the body decompresses past the limit of {limit} bytes", status=413)
+    return out
+
+
+async def read_json(request: Request, limit: int) -> Any:
+    kind = request.headers.get("content-type", "application/json").split(";")[0].strip().lower()
+    if kind not in ("application/json", ""):
+        raise RequestError(f"send JSON (Content-Type application/json), not {kind}", status=415)
+    body = await read_body(request, limit)
+    try:
+        return json.loads(body)
+    except (UnicodeDecodeError, ValueError) as exc:
+        raise RequestError(f"the body is not valid JSON: {exc}") from None
