@@ -1,0 +1,85 @@
+"""An image model behind the server: file content as base64 in JSON or raw bytes in binary tensors,
+the same predictions as `dlpipe predict` on the files; the server never opens a path it is sent."""
+
+from __future__ import annotations
+
+import base64
+
+import httpx
+import numpy as np
+import pandas as pd
+import pytest
+from loopback import running
+from PIL import Image
+
+from conftest import dlpipe
+from dlpipe.pipeline import Pipeline
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(scope="module")
+def shades(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("shades")
+    rng = np.random.default_rng(0)
+    rows = []
+    for i in range(60):
+        label = "dark" if i % 2 else "light"
+        pixels = rng.integers(0, 120, (12, 12)) + (0 if label == "dark" else 120)
+        Image.fromarray(pixels.astype(np.uint8)).save(folder / f"{i}.png")
+        rows.append({"photo": f"{i}.png", "target": label})
+    pd.DataFrame(rows).to_csv(folder / "index.csv", index=False)
+    config = {
+        "name": "shades",
+        "problem": {"task": "classification", "target": "target"},
+        "data": {"source": str(folder / "index.csv")},
+        "features": {"photo": {"type": "image", "size": 12}},
+        "training": {"epochs": 3, "early_stopping": 0},
+    }
+    result = Pipeline.from_dict(config).run(folder / "runs")
+    new = pd.DataFrame({"photo": [f"{i}.png" for i in range(50, 60)]})
+    new.to_csv(folder / "new.csv", index=False)
+    done = dlpipe("predict", str(result.folder), str(folder / "new.csv"), "-o", str(folder / "predicted.csv"))
+    assert done.returncode == 0, done.stderr
+    content = [(folder / p).read_bytes() for p in new["photo"]]
+    with running(result.model_folder) as url:
+        yield url, content, pd.read_csv(folder / "predicted.csv")
+
+
+def test_predict_takes_base64_images(shades):
+    url, content, predicted = shades
+    instances = [{"photo": base64.b64encode(c).decode()} for c in content]
+    out = httpx.post(f"{url}/predict", json={"instances": instances}).json()
+    assert out["predictions"] == predicted["prediction"].tolist()
+
+
+@pytest.mark.parametrize("binary", [True, False])
+def test_tritonclient_sends_image_bytes(shades, binary):
+    tritonclient = pytest.importorskip("tritonclient.http")
+    url, content, predicted = shades
+    client = tritonclient.InferenceServerClient(url.removeprefix("http://"))
+    meta = client.get_model_metadata("shades")
+    assert meta["inputs"] == [{"name": "photo", "datatype": "BYTES", "shape": [-1, 1]}]
+    tensor = tritonclient.InferInput("photo", [len(content), 1], "BYTES")
+    values = content if binary else [base64.b64encode(c).decode() for c in content]
+    tensor.set_data_from_numpy(np.array(values, dtype=object).reshape(-1, 1), binary_data=binary)
+    result = client.infer("shades", [tensor], outputs=[tritonclient.InferRequestedOutput("prediction", binary)])
+    labels = [v.decode() if isinstance(v, bytes) else v for v in result.as_numpy("prediction").reshape(-1)]
+    assert labels == predicted["prediction"].tolist()
+
+
+def test_a_path_in_a_request_is_never_opened(shades, tmp_path):
+    url, _, _ = shades
+    secret = tmp_path / "secret.png"
+    Image.fromarray(np.zeros((12, 12), dtype=np.uint8)).save(secret)
+    response = httpx.post(f"{url}/predict", json={"instances": [{"photo": str(secret)}]})
+    assert response.status_code == 400 and "base64" in response.json()["error"]
+
+
+def test_an_unreadable_image_fails_only_its_request(shades):
+    url, content, predicted = shades
+    bad = base64.b64encode(b"\x89PNG but not really").decode()
+    response = httpx.post(f"{url}/predict", json={"instances": [{"photo": bad}]})
+    assert response.status_code == 400 and "not a readable image" in response.json()["error"]
+    good = httpx.post(f"{url}/predict", json={"instances": [{"photo": base64.b64encode(content[0]).decode()}]})
+    assert good.json()["predictions"] == predicted["prediction"].tolist()[:1]
