@@ -43,11 +43,11 @@ def shades(tmp_path_factory):
     assert done.returncode == 0, done.stderr
     content = [(folder / p).read_bytes() for p in new["photo"]]
     with running(result.model_folder) as url:
-        yield url, content, pd.read_csv(folder / "predicted.csv")
+        yield url, content, pd.read_csv(folder / "predicted.csv"), result.model_folder
 
 
 def test_predict_takes_base64_images(shades):
-    url, content, predicted = shades
+    url, content, predicted, _ = shades
     instances = [{"photo": base64.b64encode(c).decode()} for c in content]
     out = httpx.post(f"{url}/predict", json={"instances": instances}).json()
     assert out["predictions"] == predicted["prediction"].tolist()
@@ -56,7 +56,7 @@ def test_predict_takes_base64_images(shades):
 @pytest.mark.parametrize("binary", [True, False])
 def test_tritonclient_sends_image_bytes(shades, binary):
     tritonclient = pytest.importorskip("tritonclient.http")
-    url, content, predicted = shades
+    url, content, predicted, _ = shades
     client = tritonclient.InferenceServerClient(url.removeprefix("http://"))
     meta = client.get_model_metadata("shades")
     assert meta["inputs"] == [{"name": "photo", "datatype": "BYTES", "shape": [-1, 1]}]
@@ -69,7 +69,7 @@ def test_tritonclient_sends_image_bytes(shades, binary):
 
 
 def test_a_path_in_a_request_is_never_opened(shades, tmp_path):
-    url, _, _ = shades
+    url, _, _, _ = shades
     secret = tmp_path / "secret.png"
     Image.fromarray(np.zeros((12, 12), dtype=np.uint8)).save(secret)
     response = httpx.post(f"{url}/predict", json={"instances": [{"photo": str(secret)}]})
@@ -77,9 +77,29 @@ def test_a_path_in_a_request_is_never_opened(shades, tmp_path):
 
 
 def test_an_unreadable_image_fails_only_its_request(shades):
-    url, content, predicted = shades
+    url, content, predicted, _ = shades
     bad = base64.b64encode(b"\x89PNG but not really").decode()
     response = httpx.post(f"{url}/predict", json={"instances": [{"photo": bad}]})
     assert response.status_code == 400 and "not a readable image" in response.json()["error"]
     good = httpx.post(f"{url}/predict", json={"instances": [{"photo": base64.b64encode(content[0]).decode()}]})
     assert good.json()["predictions"] == predicted["prediction"].tolist()[:1]
+
+
+def test_in_a_shared_batch_a_bad_image_fails_only_its_own_request(shades):
+    import asyncio
+
+    from dlpipe.serve.app import Settings
+
+    _, content, predicted, folder = shades
+    bad = {"instances": [{"photo": base64.b64encode(b"GIF89a broken").decode()}]}
+    goods = [{"instances": [{"photo": base64.b64encode(c).decode()}]} for c in content[:5]]
+
+    async def send(url: str) -> list[httpx.Response]:
+        async with httpx.AsyncClient(timeout=30) as client:
+            return await asyncio.gather(*(client.post(f"{url}/predict", json=b) for b in [*goods[:2], bad, *goods[2:]]))
+
+    with running(folder, settings=Settings(max_batch_size=16, max_delay_ms=200)) as url:
+        answers = asyncio.run(send(url))
+    assert [a.status_code for a in answers] == [200, 200, 400, 200, 200, 200]
+    good = [a.json()["predictions"][0] for i, a in enumerate(answers) if i != 2]
+    assert good == predicted["prediction"].tolist()[:5]

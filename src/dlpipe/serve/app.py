@@ -2,17 +2,15 @@
 scoring payloads (`/invocations`), on FastAPI.
 
 A client's mistake is answered 4xx with {"error": "..."} (400 bad input, 404 unknown model or
-version, 413 too large, 415 not JSON); the model runs on one worker thread, off the event loop.
+version, 401 no token, 413 too large, 415 not JSON, 503 busy or not ready); requests are parsed
+in a thread pool and batched onto the model's one thread (batching.py).
 """
 
 from __future__ import annotations
 
-import asyncio
 import json
 import uuid
 import zlib
-from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from typing import Any
@@ -20,12 +18,15 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
+from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException
 
 from dlpipe import __version__
 from dlpipe.serve import v2
+from dlpipe.serve.batching import Batcher, BatchStats
 from dlpipe.serve.inputs import RequestError, frame_from_records, frame_from_split, schema
-from dlpipe.serve.runtime import Runtime
+from dlpipe.serve.operations import Guard, Metrics
+from dlpipe.serve.runtime import Prediction, Runtime
 
 MAX_BODY = 32 * 1024 * 1024  # bytes, after decompression
 
@@ -33,22 +34,34 @@ MAX_BODY = 32 * 1024 * 1024  # bytes, after decompression
 @dataclass
 class Settings:
     max_body: int = MAX_BODY
+    max_batch_size: int = 32  # rows per model call
+    max_delay_ms: float = 0.0  # how long a batch waits for more rows
+    max_queue: int = 256  # requests waiting; beyond it, 503
+    token: str | None = None  # bearer token for every route but health
 
 
 def create_app(runtime: Runtime, settings: Settings | None = None) -> FastAPI:
     """The app serving one loaded model."""
     settings = settings or Settings()
     features = schema(runtime.model.preprocessor)
-    worker = ThreadPoolExecutor(1, thread_name_prefix="dlpipe-model")
+    metrics = Metrics(runtime.name, runtime.version, runtime.kind)
+    batcher = Batcher(
+        runtime.predict,
+        max_batch_size=settings.max_batch_size,
+        max_delay_ms=settings.max_delay_ms,
+        max_queue=settings.max_queue,
+        stats=BatchStats(on_batch=metrics.batch.observe, on_queued=metrics.queued.observe),
+    )
     state = {"ready": False}
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> Any:
-        await asyncio.get_running_loop().run_in_executor(worker, runtime.warm_up)
+        batcher.start()
+        await batcher.run(runtime.warm_up)  # the first request should not pay for lazy set-up
         state["ready"] = True
         yield
         state["ready"] = False
-        worker.shutdown(wait=True)
+        await batcher.stop()
 
     app = FastAPI(
         title=f"dlpipe: {runtime.name}",
@@ -56,9 +69,15 @@ def create_app(runtime: Runtime, settings: Settings | None = None) -> FastAPI:
         description="Predictions from a dlpipe model: Open Inference Protocol v2, plain JSON, MLflow payloads.",
         lifespan=lifespan,
     )
+    app.state.ready = state
+    app.add_middleware(Guard, metrics=metrics, token=settings.token)
 
-    async def run(work: Callable[[], Any]) -> Any:
-        return await asyncio.get_running_loop().run_in_executor(worker, work)
+    async def model_call(frame: Any) -> Prediction:
+        if not state["ready"]:
+            raise RequestError("the model is not ready", status=503)
+        result = await batcher.submit(frame)
+        metrics.rows.inc(len(frame))
+        return result
 
     def check_model(name: str, version: str | None = None) -> None:
         if name != runtime.name:
@@ -70,7 +89,8 @@ def create_app(runtime: Runtime, settings: Settings | None = None) -> FastAPI:
 
     @app.exception_handler(RequestError)
     async def _request_error(request: Request, exc: RequestError) -> JSONResponse:
-        return JSONResponse({"error": exc.message}, status_code=exc.status)
+        headers = {"Retry-After": "1"} if exc.status == 503 else None
+        return JSONResponse({"error": exc.message}, status_code=exc.status, headers=headers)
 
     @app.exception_handler(RequestValidationError)
     async def _validation_error(request: Request, exc: RequestValidationError) -> JSONResponse:
@@ -134,13 +154,10 @@ def create_app(runtime: Runtime, settings: Settings | None = None) -> FastAPI:
         body = await read_body(request, settings.max_body)
         header = request.headers.get(v2.HEADER_LENGTH)
 
-        def work() -> tuple[bytes, dict[str, str]]:
-            parsed = v2.parse(body, header, features)
-            result = runtime.predict(parsed.frame)
-            tensors = v2.output_tensors(result.predictions, result.probabilities, runtime.classes)
-            return v2.response(parsed, runtime.name, runtime.version, tensors)
-
-        content, headers = await run(work)
+        parsed = await run_in_threadpool(v2.parse, body, header, features)
+        result = await model_call(parsed.frame)
+        tensors = v2.output_tensors(result.predictions, result.probabilities, runtime.classes)
+        content, headers = await run_in_threadpool(v2.response, parsed, runtime.name, runtime.version, tensors)
         return Response(content, headers=headers)
 
     @app.post("/v2/models/{name}/infer", tags=["v2"])
@@ -160,11 +177,8 @@ def create_app(runtime: Runtime, settings: Settings | None = None) -> FastAPI:
         if not isinstance(doc, dict) or "instances" not in doc:
             raise RequestError('send {"instances": [{"feature": value, ...}, ...]}')
 
-        def work() -> dict[str, Any]:
-            frame = frame_from_records(doc["instances"], features)
-            return plain(runtime, frame)
-
-        return await run(work)
+        frame = await run_in_threadpool(frame_from_records, doc["instances"], features)
+        return plain(runtime, frame, await model_call(frame))
 
     @app.post("/invocations", tags=["json"])
     async def invocations(request: Request) -> dict[str, Any]:
@@ -174,22 +188,25 @@ def create_app(runtime: Runtime, settings: Settings | None = None) -> FastAPI:
         if len(keys) != 1:
             raise RequestError("send exactly one of dataframe_split, dataframe_records, instances")
 
-        def work() -> dict[str, Any]:
-            payload = doc[keys[0]]
-            if keys[0] == "dataframe_split":
-                frame = frame_from_split(payload, features)
-            else:
-                frame = frame_from_records(payload, features, keys[0])
-            return {"predictions": plain(runtime, frame)["predictions"]}
+        payload = doc[keys[0]]
+        if keys[0] == "dataframe_split":
+            frame = await run_in_threadpool(frame_from_split, payload, features)
+        else:
+            frame = await run_in_threadpool(frame_from_records, payload, features, keys[0])
+        return {"predictions": plain(runtime, frame, await model_call(frame))["predictions"]}
 
-        return await run(work)
+    @app.get("/metrics", tags=["operations"])
+    async def prometheus() -> Response:
+        """Prometheus metrics: requests by route and status, latency, queue time, batch sizes, the model."""
+        from prometheus_client import CONTENT_TYPE_LATEST
+
+        return Response(metrics.render(), media_type=CONTENT_TYPE_LATEST)
 
     return app
 
 
-def plain(runtime: Runtime, frame: Any) -> dict[str, Any]:
+def plain(runtime: Runtime, frame: Any, result: Prediction) -> dict[str, Any]:
     """Predictions (and per-class probabilities), the model, and one id per row."""
-    result = runtime.predict(frame)
     out: dict[str, Any] = {"predictions": result.predictions.tolist()}
     if result.probabilities is not None and runtime.classes is not None:
         out["probabilities"] = [
