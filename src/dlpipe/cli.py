@@ -149,10 +149,27 @@ def _data_source(data: Path, loaded: Model) -> FileSource:
 
 def cmd_serve(args: argparse.Namespace) -> int:
     """The inference API for a model: Open Inference Protocol v2, /predict, /invocations."""
-    from dlpipe.serve import serve
+    from dlpipe.serve.operations import read_token
+    from dlpipe.serve.server import serve
 
-    _echo(f"serving {args.model} on http://{args.host}:{args.port} (docs at /docs; Ctrl-C stops)", err=True)
-    serve(args.model, args.host, args.port, runtime=args.runtime, threads=args.threads, max_body_mb=args.max_body_mb)
+    token = read_token(path=args.token_file)
+    _echo(
+        f"serving {args.model} on http://{args.host}:{args.port} "
+        f"({'bearer token required; ' if token else ''}docs at /docs; Ctrl-C stops)",
+        err=True,
+    )
+    serve(
+        args.model,
+        args.host,
+        args.port,
+        token=token,
+        runtime=args.runtime,
+        threads=args.threads,
+        max_body_mb=args.max_body_mb,
+        max_batch_size=args.max_batch_size,
+        max_delay_ms=args.max_delay_ms,
+        max_queue=args.max_queue,
+    )
     return 0
 
 
@@ -211,11 +228,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("model", help="a model folder or a run folder")
     p.add_argument("--host", default="127.0.0.1", help="address to listen on (default: 127.0.0.1, this machine only)")
     p.add_argument("--port", type=int, default=8000, help="port (default: 8000)")
-    p.add_argument(
-        "--runtime", choices=["auto", "onnx", "torch"], default="auto", help="auto: model.onnx when packaged"
-    )
+    p.add_argument("--runtime", choices=["auto", "onnx", "torch"], help="auto (default): model.onnx when packaged")
     p.add_argument("--threads", type=int, help="threads for the model (default: the cores)")
-    p.add_argument("--max-body-mb", type=float, default=32, help="largest request body, after decompression")
+    p.add_argument("--max-batch-size", type=int, help="rows per model call (default 32)")
+    p.add_argument("--max-delay-ms", type=float, help="how long a batch waits for more rows (default 0)")
+    p.add_argument("--max-queue", type=int, help="requests waiting before 503 (default 256)")
+    p.add_argument("--max-body-mb", type=float, help="largest request body, after decompression (default 32)")
+    p.add_argument(
+        "--token-file", help="require `Authorization: Bearer <token>` (the file's first line; or set DLPIPE_TOKEN)"
+    )
     p.set_defaults(func=cmd_serve)
 
     p = sub.add_parser("schema", help="print the JSON Schema of pipeline.yaml, for editors")

@@ -263,3 +263,21 @@ def test_a_setting_the_sampler_proposes_again_is_not_trained_again(tmp_path):
             original["training.learning_rate"],
         )
         assert repeat["value"] == original["value"] and repeat["epochs"] == "0"
+
+
+def test_numeric_lists_are_searched_in_order_and_reported_as_values(tmp_path):
+    from dlpipe.tune.space import ordinal, raw_of, values_of
+
+    space = {"training.learning_rate": [0.03, 0.001, 0.01], "model.norm": ["batch", "layer"]}
+    result = Pipeline.from_dict(wine({"method": "tpe", "trials": 4, "pruner": "none", "space": space})).run(tmp_path)
+    rows = trials_csv(result.folder)
+    assert {float(r["training.learning_rate"]) for r in rows} <= {0.03, 0.001, 0.01}
+    assert {r["model.norm"] for r in rows} <= {"batch", "layer"}
+    cfg = Pipeline.from_dict(wine({"space": space})).spec.tuning
+    assert ordinal(cfg.space["training.learning_rate"]) and not ordinal(cfg.space["model.norm"])
+    # positions follow the sorted values: 0.001 < 0.01 < 0.03
+    assert raw_of({"training.learning_rate": 0.01, "model.norm": "layer"}, cfg) == {
+        "training.learning_rate": 1,
+        "model.norm": "layer",
+    }
+    assert values_of({"training.learning_rate": 2}, cfg) == {"training.learning_rate": 0.03}

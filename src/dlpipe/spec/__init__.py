@@ -17,6 +17,7 @@ from dlpipe.spec.models import (
     auto_batch_size,
     json_schema,
 )
+from dlpipe.spec.serving import Serving
 from dlpipe.spec.tuning import Dimension, Tuning, parse_duration
 
 __all__ = [
@@ -30,6 +31,7 @@ __all__ = [
     "ModelSpec",
     "PipelineSpec",
     "Problem",
+    "Serving",
     "Split",
     "SqlSource",
     "Training",

@@ -21,6 +21,7 @@ from pydantic import (
 
 from dlpipe.features import REGISTRY
 from dlpipe.metrics import METRICS
+from dlpipe.spec.serving import Serving
 from dlpipe.spec.tuning import Tuning, check_space
 
 # the registry is the one list of feature types: a new type needs no edit here
@@ -334,6 +335,7 @@ class PipelineSpec(_Strict):
     model: ModelSpec = Field(default_factory=ModelSpec)
     training: Training = Field(default_factory=Training)
     tuning: Tuning | None = Field(None, description="hyperparameter search; absent trains once")
+    serving: Serving = Field(default_factory=Serving, description="how `dlpipe serve` runs the model")
 
     @field_validator("features", mode="before")
     @classmethod

@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from dlpipe.tune.output import TrialRow, rows_from_study
-from dlpipe.tune.space import finite_size, make_pruner, make_sampler, quiet_optuna, suggest
+from dlpipe.tune.space import finite_size, make_pruner, make_sampler, quiet_optuna, raw_of, suggest, values_of
 from dlpipe.tune.trial import Search, run_trial, save_weights
 
 if TYPE_CHECKING:
@@ -110,16 +110,16 @@ def _work(
     while not stop.is_set():
         with _locked(tuning / "lock"):
             counted = [t for t in study.get_trials(deepcopy=False) if _counts(t)]
-            tried = {_key(t.params) for t in counted}
+            tried = {_key(values_of(t.params, cfg)) for t in counted}
             if len(counted) >= cfg.total_trials or time.time() > deadline or len(tried) == points:
                 return
             if repeats >= MAX_REPEATS:  # the sampler keeps proposing what is known: try something new
                 if points is None:
                     return
-                study.enqueue_trial(_unvisited(cfg.space, tried, seed + len(counted)))
+                study.enqueue_trial(raw_of(_unvisited(cfg.space, tried, seed + len(counted)), cfg))
             trial = study.ask()
-        params = suggest(trial, cfg.space)
-        earlier = _finished_with(study, params)
+        params = suggest(trial, cfg)
+        earlier = _finished_with(study, params, cfg)
         if earlier is not None:
             # training is seeded: the same setting would train to the same result, so reuse it
             repeats += 1
@@ -181,13 +181,13 @@ def _key(params: dict[str, Any]) -> tuple:
     return tuple(sorted((k, repr(v)) for k, v in params.items()))
 
 
-def _finished_with(study: optuna.Study, params: dict[str, Any]) -> Any:
+def _finished_with(study: optuna.Study, params: dict[str, Any], cfg: Tuning) -> Any:
     """The finished trial (complete or pruned, not itself a repeat) that ran exactly these parameters."""
     from optuna.trial import TrialState
 
     key = _key(params)
     for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE, TrialState.PRUNED)):
-        if REPEAT not in t.user_attrs and _key(t.params) == key:
+        if REPEAT not in t.user_attrs and _key(values_of(t.params, cfg)) == key:
             return t
     return None
 
@@ -234,7 +234,7 @@ def search_local(
     seed = cfg.seed + 1000 * existing  # a resumed search draws anew rather than repeating its first draws
     context = multiprocessing.get_context("fork")  # workers share the prepared data without copying it
     stop = context.Event()
-    poller = _Poller(tuning, watch) if watch else None
+    poller = _Poller(tuning, cfg, watch) if watch else None
     if cfg.parallel == 1:
         if poller:
             poller.start()
@@ -264,15 +264,16 @@ def search_local(
             if poller:
                 poller.stop()
         if any(w.exitcode for w in workers):
-            _raise_failure(tuning)
-    return _rows(tuning)
+            _raise_failure(tuning, cfg)
+    return _rows(tuning, cfg)
 
 
-def _raise_failure(tuning: Path) -> None:
+def _raise_failure(tuning: Path, cfg: Tuning) -> None:
     """A worker process stopped on a failed trial: say which, and why, in the parent."""
     from dlpipe.errors import TuningError
 
-    failed = [r for r in _rows(tuning) if r.state == "fail" and r.error and not r.error.startswith("interrupted")]
+    rows = _rows(tuning, cfg)
+    failed = [r for r in rows if r.state == "fail" and r.error and not r.error.startswith("interrupted")]
     last = max(failed, key=lambda r: r.number, default=None)
     why = f"trial {last.number} failed: {last.error}" if last else "a worker process stopped unexpectedly"
     raise TuningError(why, where=str(study_path(tuning)), fix="fix the cause, then `dlpipe run --resume`")
@@ -289,12 +290,12 @@ def _child(*args: Any) -> None:
         os._exit(1)  # the trial's error is in the study; the parent reports it
 
 
-def _rows(tuning: Path) -> list[TrialRow]:
+def _rows(tuning: Path, cfg: Tuning) -> list[TrialRow]:
     import optuna
 
     storage = _storage(tuning)
     try:
-        return rows_from_study(optuna.load_study(study_name=STUDY, storage=storage))
+        return rows_from_study(optuna.load_study(study_name=STUDY, storage=storage), cfg)
     finally:
         storage.engine.dispose()
 
@@ -302,8 +303,8 @@ def _rows(tuning: Path) -> list[TrialRow]:
 class _Poller:
     """Reads the study every second and hands its rows to `watch` (the live table of trials)."""
 
-    def __init__(self, tuning: Path, watch: Callable[[list[TrialRow]], None]) -> None:
-        self.tuning, self.watch = tuning, watch
+    def __init__(self, tuning: Path, cfg: Tuning, watch: Callable[[list[TrialRow]], None]) -> None:
+        self.tuning, self.cfg, self.watch = tuning, cfg, watch
         self.done = threading.Event()
         self.thread = threading.Thread(target=self._loop, daemon=True)
 
@@ -313,9 +314,9 @@ class _Poller:
     def stop(self) -> None:
         self.done.set()
         self.thread.join()
-        self.watch(_rows(self.tuning))
+        self.watch(_rows(self.tuning, self.cfg))
 
     def _loop(self) -> None:
         while not self.done.wait(POLL_SECONDS):
             with contextlib.suppress(Exception):  # a busy database now and then: show the next poll
-                self.watch(_rows(self.tuning))
+                self.watch(_rows(self.tuning, self.cfg))

@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from dlpipe.tune.output import COMPLETE, FAIL, PRUNED, RUNNING, TrialRow, best_row
-from dlpipe.tune.space import make_sampler, suggest
+from dlpipe.tune.space import make_sampler, suggest, values_of
 from dlpipe.tune.trial import Search, run_trial, save_weights
 
 if TYPE_CHECKING:
@@ -54,7 +54,7 @@ def search_ray(
         # Ray starts a new experiment beside the old one (Optuna's local study resumes trial by trial)
         name = f"{EXPERIMENT}-{time.strftime('%Y%m%d-%H%M%S')}"
         searcher = OptunaSearch(
-            space=functools.partial(_suggest_only, space=cfg.space),
+            space=functools.partial(_suggest_only, cfg=cfg),
             metric=SCORE,
             mode=mode,
             sampler=make_sampler(cfg, cfg.seed),
@@ -74,12 +74,12 @@ def search_ray(
                 name=name,
                 storage_path=storage,
                 verbose=0,
-                callbacks=[_watch(watch, list(cfg.space))] if watch else None,
+                callbacks=[_watch(watch, cfg)] if watch else None,
             ),
         )
         results = tuner.fit()
         ordered = _ordered(results)
-        rows = [_row(n, r.metrics or {}, r.config or {}, r.error, list(cfg.space)) for n, r in enumerate(ordered)]
+        rows = [_row(n, r.metrics or {}, r.config or {}, r.error, cfg) for n, r in enumerate(ordered)]
         if watch:
             watch(rows)
         weights: dict[int, Path] = {}
@@ -112,8 +112,8 @@ def _connect(cfg: Tuning) -> bool:
     return True
 
 
-def _suggest_only(trial: Any, space: dict[str, Any]) -> None:
-    suggest(trial, space)  # define-by-run: OptunaSearch reads the parameters off the trial
+def _suggest_only(trial: Any, cfg: Tuning) -> None:
+    suggest(trial, cfg)  # define-by-run: OptunaSearch reads the parameters off the trial
 
 
 def _scheduler(cfg: Tuning, epochs: int) -> Any:
@@ -150,7 +150,7 @@ def _trainable(config: dict[str, Any], search: Search) -> None:
     cfg = search.base.tuning
     assert cfg is not None
     metric = metrics.get(search.base.problem.metric)
-    params = {path: config[path] for path in cfg.space}
+    params = values_of({path: config[path] for path in cfg.space}, cfg)
     best = {"value": float("nan")}
 
     def report(epoch: int, value: float) -> None:
@@ -179,7 +179,7 @@ def _ordered(results: Any) -> list[Any]:
     return sorted(results, key=lambda r: r.path)
 
 
-def _row(number: int, last: dict[str, Any], config: dict[str, Any], error: Any, space: list[str]) -> TrialRow:
+def _row(number: int, last: dict[str, Any], config: dict[str, Any], error: Any, cfg: Tuning) -> TrialRow:
     if error is not None:
         state = FAIL
     elif last.get("finished"):
@@ -192,7 +192,7 @@ def _row(number: int, last: dict[str, Any], config: dict[str, Any], error: Any, 
     return TrialRow(
         number=number,
         state=state,
-        params={p: config[p] for p in space if p in config},
+        params=values_of({p: config[p] for p in cfg.space if p in config}, cfg),
         value=None if value is None or value != value else float(value),
         epochs=int(last.get("epoch", 0)),
         seconds=round(float(last["time_total_s"]), 3) if "time_total_s" in last else None,
@@ -202,7 +202,7 @@ def _row(number: int, last: dict[str, Any], config: dict[str, Any], error: Any, 
     )
 
 
-def _watch(watch: Callable[[list[TrialRow]], None], space: list[str]) -> Any:
+def _watch(watch: Callable[[list[TrialRow]], None], cfg: Tuning) -> Any:
     """A Ray callback handing the trials to `watch` (the live table) at most once a second."""
     from ray.tune import Callback
 
@@ -216,7 +216,7 @@ def _watch(watch: Callable[[list[TrialRow]], None], space: list[str]) -> Any:
             self.last = time.monotonic()
             rows = []
             for n, trial in enumerate(sorted(trials, key=lambda t: t.trial_id)):
-                row = _row(n, trial.last_result or {}, trial.config, None, space)
+                row = _row(n, trial.last_result or {}, trial.config, None, cfg)
                 if trial.status == "ERROR":
                     row.state = FAIL
                 elif trial.status in ("RUNNING", "PENDING") and row.state != COMPLETE:

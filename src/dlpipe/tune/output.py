@@ -37,8 +37,10 @@ class TrialRow:
     curve: list[float] = field(default_factory=list)  # validation value after each epoch
 
 
-def rows_from_study(study: optuna.Study) -> list[TrialRow]:
-    """Every trial of an Optuna study as a row."""
+def rows_from_study(study: optuna.Study, cfg: Tuning) -> list[TrialRow]:
+    """Every trial of an Optuna study as a row, with the settings' values as parameters."""
+    from dlpipe.tune.space import values_of
+
     rows = []
     for t in study.get_trials(deepcopy=False):
         curve = [t.intermediate_values[k] for k in sorted(t.intermediate_values)]
@@ -50,7 +52,7 @@ def rows_from_study(study: optuna.Study) -> list[TrialRow]:
             TrialRow(
                 number=t.number,
                 state=REPEAT if repeat_of is not None else t.state.name.lower(),
-                params=dict(t.params),
+                params=values_of(t.params, cfg),
                 value=value,
                 epochs=int(t.user_attrs.get("epochs", len(curve))),
                 seconds=round(seconds, 3) if seconds is not None else None,

@@ -39,19 +39,59 @@ def distributions(space: dict[str, Dimension]) -> dict[str, optuna.distributions
     return {path: distribution(dim) for path, dim in space.items()}
 
 
-def suggest(trial: optuna.Trial, space: dict[str, Dimension]) -> dict[str, Any]:
-    """Sample one value per dimension through the trial (define-by-run: Ray's OptunaSearch takes this too)."""
-    params: dict[str, Any] = {}
-    for path, dim in space.items():
+def ordinal(dim: Dimension) -> bool:
+    """A list of numbers: searched by position in sorted order, so a model-based sampler sees that
+    0.003 lies between 0.001 and 0.01 (as unordered categories it could not)."""
+    return (
+        dim.kind == "choice"
+        and len(dim.choices) > 1
+        and all(isinstance(c, int | float) and not isinstance(c, bool) for c in dim.choices)
+    )
+
+
+def by_position(cfg: Tuning) -> bool:
+    """Whether numeric lists are searched by position: every method but grid (which lists values)."""
+    return cfg.method != "grid"
+
+
+def suggest(trial: optuna.Trial, cfg: Tuning) -> dict[str, Any]:
+    """Sample one value per dimension through the trial (define-by-run: Ray's OptunaSearch takes
+    this too); returns the values, whatever Optuna stores."""
+    raw: dict[str, Any] = {}
+    positions = by_position(cfg)
+    for path, dim in cfg.space.items():
         if dim.kind == "choice":
-            params[path] = trial.suggest_categorical(path, list(dim.choices))
+            if positions and ordinal(dim):
+                raw[path] = trial.suggest_int(path, 0, len(dim.choices) - 1)
+            else:
+                raw[path] = trial.suggest_categorical(path, list(dim.choices))
         elif dim.kind == "int":
-            params[path] = trial.suggest_int(path, int(dim.low), int(dim.high), step=int(dim.step or 1))
+            raw[path] = trial.suggest_int(path, int(dim.low), int(dim.high), step=int(dim.step or 1))
         else:
-            params[path] = trial.suggest_float(
-                path, float(dim.low), float(dim.high), log=dim.kind == "log", step=dim.step
-            )
-    return params
+            raw[path] = trial.suggest_float(path, float(dim.low), float(dim.high), log=dim.kind == "log", step=dim.step)
+    return values_of(raw, cfg)
+
+
+def values_of(raw: dict[str, Any], cfg: Tuning) -> dict[str, Any]:
+    """Optuna's stored parameters as the settings' values (positions in numeric lists resolved)."""
+    if not by_position(cfg):
+        return dict(raw)
+    out = {}
+    for path, value in raw.items():
+        dim = cfg.space.get(path)
+        out[path] = sorted(dim.choices)[int(value)] if dim is not None and ordinal(dim) else value
+    return out
+
+
+def raw_of(values: dict[str, Any], cfg: Tuning) -> dict[str, Any]:
+    """The inverse of `values_of`: settings' values as Optuna stores them (to queue a trial)."""
+    if not by_position(cfg):
+        return dict(values)
+    out = {}
+    for path, value in values.items():
+        dim = cfg.space.get(path)
+        out[path] = sorted(dim.choices).index(value) if dim is not None and ordinal(dim) else value
+    return out
 
 
 def finite_size(space: dict[str, Dimension]) -> int | None:

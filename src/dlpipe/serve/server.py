@@ -1,0 +1,54 @@
+"""Running the app: the model's `serving:` settings under the command line's flags, uvicorn, and a
+graceful stop (not-ready at once, requests in flight finished, then exit)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import uvicorn
+
+from dlpipe.spec import Serving
+
+
+def serving_settings(manifest: dict[str, Any], overrides: dict[str, Any]) -> Serving:
+    """The model's `serving:` section with the flags given (not None) on top."""
+    section = manifest.get("pipeline", {}).get("serving", {})
+    return Serving(**{**section, **{k: v for k, v in overrides.items() if v is not None}})
+
+
+class DrainingServer(uvicorn.Server):
+    """uvicorn's server, reporting not-ready as soon as a stop signal arrives; uvicorn then stops
+    accepting connections, finishes the requests in flight and runs the app's shutdown."""
+
+    def __init__(self, config: uvicorn.Config, ready: dict[str, bool]) -> None:
+        super().__init__(config)
+        self.ready = ready
+
+    def handle_exit(self, sig: int, frame: Any) -> None:
+        self.ready["ready"] = False
+        super().handle_exit(sig, frame)
+
+
+def serve(
+    model: str | Path, host: str = "127.0.0.1", port: int = 8000, *, token: str | None = None, **overrides: Any
+) -> None:
+    """Load the model and serve it until SIGTERM or SIGINT."""
+    from dlpipe.package import load_model
+    from dlpipe.serve.app import Settings, create_app
+    from dlpipe.serve.runtime import Runtime
+
+    settings = serving_settings(load_model(model).manifest, overrides)
+    runtime = Runtime(model, runtime=settings.runtime, threads=settings.threads)
+    app = create_app(
+        runtime,
+        Settings(
+            max_body=int(settings.max_body_mb * 1024 * 1024),
+            max_batch_size=settings.max_batch_size,
+            max_delay_ms=settings.max_delay_ms,
+            max_queue=settings.max_queue,
+            token=token,
+        ),
+    )
+    config = uvicorn.Config(app, host=host, port=port, log_level="warning", timeout_graceful_shutdown=30)
+    DrainingServer(config, app.state.ready).run()
