@@ -103,3 +103,21 @@ def test_in_a_shared_batch_a_bad_image_fails_only_its_own_request(shades):
     assert [a.status_code for a in answers] == [200, 200, 400, 200, 200, 200]
     good = [a.json()["predictions"][0] for i, a in enumerate(answers) if i != 2]
     assert good == predicted["prediction"].tolist()[:5]
+
+
+def test_the_python_client_sends_files_as_content(shades, tmp_path):
+    import dlpipe
+
+    url, content, predicted, _ = shades
+    paths = []
+    for i, data in enumerate(content):
+        (tmp_path / f"{i}.png").write_bytes(data)
+        paths.append(tmp_path / f"{i}.png")
+    with dlpipe.Client(url) as client:
+        assert client.ready()
+        out = client.predict(pd.DataFrame({"photo": paths}, index=range(100, 100 + len(paths))))
+        assert out["prediction"].tolist() == predicted["prediction"].tolist()
+        assert list(out.index) == list(range(100, 110)) and out["id"].is_unique
+        assert {"proba_dark", "proba_light"} <= set(out.columns)
+        with pytest.raises(dlpipe.client.ServerError, match=r"400: .*not a readable image"):
+            client.predict([{"photo": b"not an image"}])

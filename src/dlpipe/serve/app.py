@@ -52,15 +52,17 @@ def create_app(runtime: Runtime, settings: Settings | None = None) -> FastAPI:
         max_queue=settings.max_queue,
         stats=BatchStats(on_batch=metrics.batch.observe, on_queued=metrics.queued.observe),
     )
-    state = {"ready": False}
+    # ready: what probes see (false from a stop signal on); started: the model can take requests,
+    # which stays true while the requests in flight drain
+    state = {"ready": False, "started": False}
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> Any:
         batcher.start()
         await batcher.run(runtime.warm_up)  # the first request should not pay for lazy set-up
-        state["ready"] = True
+        state["ready"] = state["started"] = True
         yield
-        state["ready"] = False
+        state["ready"] = state["started"] = False
         await batcher.stop()
 
     app = FastAPI(
@@ -73,7 +75,7 @@ def create_app(runtime: Runtime, settings: Settings | None = None) -> FastAPI:
     app.add_middleware(Guard, metrics=metrics, token=settings.token)
 
     async def model_call(frame: Any) -> Prediction:
-        if not state["ready"]:
+        if not state["started"]:
             raise RequestError("the model is not ready", status=503)
         result = await batcher.submit(frame)
         metrics.rows.inc(len(frame))

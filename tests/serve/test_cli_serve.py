@@ -1,0 +1,98 @@
+"""`dlpipe serve` as a user runs it: a child process on loopback, its flags, and a graceful stop."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+
+import httpx
+import numpy as np
+import pytest
+from loopback import free_port
+
+from dlpipe.pipeline import Pipeline
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(scope="module")
+def model(tmp_path_factory):
+    config = {
+        "name": "wine",
+        "problem": {"task": "classification", "target": "target"},
+        "data": {"source": {"builtin": "wine"}},
+        "training": {"epochs": 5, "early_stopping": 0},
+        "serving": {"max_batch_size": 64},
+    }
+    return Pipeline.from_dict(config).run(tmp_path_factory.mktemp("runs")).folder
+
+
+def start(*args: str, env: dict | None = None) -> tuple[subprocess.Popen, str]:
+    port = free_port()
+    command = [sys.executable, "-m", "dlpipe.cli", "serve", *args, "--port", str(port)]
+    child = subprocess.Popen(
+        command, env={**os.environ, "OMP_NUM_THREADS": "1", **(env or {})}, stderr=subprocess.PIPE, text=True
+    )
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.time() + 60
+    while time.time() < deadline:
+        try:
+            if httpx.get(f"{url}/v2/health/ready", timeout=1).status_code == 200:
+                return child, url
+        except httpx.TransportError:
+            time.sleep(0.1)
+        if child.poll() is not None:
+            raise AssertionError(child.stderr.read())
+    child.kill()
+    raise AssertionError("the server did not become ready")
+
+
+def rows(n: int) -> list[dict]:
+    from sklearn.datasets import load_wine
+
+    frame = load_wine(as_frame=True).frame.drop(columns=["target"])
+    return frame.iloc[np.arange(n) % len(frame)].to_dict(orient="records")
+
+
+def test_sigterm_finishes_the_request_in_flight_then_exits(model):
+    child, url = start(str(model))
+    answer: dict = {}
+
+    def big_request() -> None:
+        answer["response"] = httpx.post(f"{url}/predict", json={"instances": rows(60_000)}, timeout=120)
+
+    sender = threading.Thread(target=big_request)
+    sender.start()
+    time.sleep(0.5)  # the request is being read and checked
+    child.send_signal(signal.SIGTERM)
+    sender.join(120)
+    # uvicorn drains, then re-raises the signal so the parent sees how the server ended
+    assert child.wait(60) in (0, -signal.SIGTERM)
+    response = answer["response"]
+    assert response.status_code == 200 and len(response.json()["predictions"]) == 60_000
+
+
+def test_token_file_and_flags(model, tmp_path):
+    token = tmp_path / "token"
+    token.write_text("t0ken\n")
+    child, url = start(str(model), "--token-file", str(token), "--runtime", "torch")
+    try:
+        assert httpx.post(f"{url}/predict", json={"instances": rows(2)}).status_code == 401
+        ok = httpx.post(f"{url}/predict", json={"instances": rows(2)}, headers={"Authorization": "Bearer t0ken"})
+        assert ok.status_code == 200
+        meta = httpx.get(f"{url}/v2/models/wine", headers={"Authorization": "Bearer t0ken"}).json()
+        assert meta["platform"] == "dlpipe_torch"
+    finally:
+        child.send_signal(signal.SIGTERM)
+        child.wait(60)
+
+
+def test_a_missing_model_is_a_clear_error(tmp_path):
+    done = subprocess.run(
+        [sys.executable, "-m", "dlpipe.cli", "serve", str(tmp_path / "nothing")], capture_output=True, text=True
+    )
+    assert done.returncode == 2 and "model not found" in done.stderr
