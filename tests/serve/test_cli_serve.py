@@ -96,3 +96,41 @@ def test_a_missing_model_is_a_clear_error(tmp_path):
         [sys.executable, "-m", "dlpipe.cli", "serve", str(tmp_path / "nothing")], capture_output=True, text=True
     )
     assert done.returncode == 2 and "model not found" in done.stderr
+
+
+def test_ten_thousand_requests_at_concurrency_64_have_no_errors(model):
+    import asyncio
+    import collections
+
+    child, url = start(str(model), "--max-delay-ms", "2")
+    bodies = [{"instances": [row]} for row in rows(100)]
+
+    async def load() -> collections.Counter:
+        statuses: collections.Counter = collections.Counter()
+        limits = httpx.Limits(max_connections=64, max_keepalive_connections=64)
+        async with httpx.AsyncClient(base_url=url, limits=limits, timeout=60) as client:
+            queue: asyncio.Queue[int] = asyncio.Queue()
+            for i in range(10_000):
+                queue.put_nowait(i)
+
+            async def user() -> None:
+                while not queue.empty():
+                    i = queue.get_nowait()
+                    try:
+                        response = await client.post("/predict", json=bodies[i % len(bodies)])
+                        statuses[response.status_code] += 1
+                    except httpx.HTTPError as exc:
+                        statuses[type(exc).__name__] += 1
+
+            await asyncio.gather(*(user() for _ in range(64)))
+        return statuses
+
+    try:
+        statuses = asyncio.run(load())
+        metrics = httpx.get(f"{url}/metrics").text
+    finally:
+        child.send_signal(signal.SIGTERM)
+        child.wait(60)
+    assert statuses == {200: 10_000}
+    calls = sum(float(line.split()[-1]) for line in metrics.splitlines() if line.startswith("dlpipe_batch_rows_count"))
+    assert calls < 10_000  # concurrent requests shared model calls

@@ -98,13 +98,12 @@ def frame_from_columns(columns: dict[str, list[Any]], features: list[Feature], w
     """Check every value against its feature's type; media values are decoded from base64."""
     checked: dict[str, Any] = {}
     for feature in features:
-        values = columns[feature.name]
-        checked[feature.name] = [_check(feature, v, i, where) for i, v in enumerate(values)]
-    frame = pd.DataFrame({name: pd.Series(values, dtype=object) for name, values in checked.items()})
-    for feature in features:
+        values = [_check(feature, v, i, where) for i, v in enumerate(columns[feature.name])]
         if feature.type in NUMBER_TYPES:
-            frame[feature.name] = pd.to_numeric(frame[feature.name]).astype(float)
-    return frame
+            checked[feature.name] = np.array([np.nan if v is None else v for v in values], dtype=float)
+        else:
+            checked[feature.name] = np.array(values, dtype=object)
+    return pd.DataFrame(checked, copy=False)
 
 
 def _check(feature: Feature, value: Any, row: int, where: str) -> Any:
