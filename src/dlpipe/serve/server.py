@@ -50,5 +50,9 @@ def serve(
             token=token,
         ),
     )
-    config = uvicorn.Config(app, host=host, port=port, log_level="warning", timeout_graceful_shutdown=30)
+    # keep-alive longer than clients' and load balancers' idle timeouts (often 60 s): a server that
+    # closes an idle connection first races the client's next request on it (a reset, not a 4xx)
+    config = uvicorn.Config(
+        app, host=host, port=port, log_level="warning", timeout_graceful_shutdown=30, timeout_keep_alive=75
+    )
     DrainingServer(config, app.state.ready).run()

@@ -47,12 +47,11 @@ def _storage(tuning: Path) -> optuna.storages.RDBStorage:
     )
 
 
-def _open(tuning: Path, cfg: Tuning, direction: str, epochs: int, seed: int) -> optuna.Study:
+def _open(tuning: Path, cfg: Tuning, training: Any, seed: int) -> optuna.Study:
     import optuna
 
-    return optuna.load_study(
-        study_name=STUDY, storage=_storage(tuning), sampler=make_sampler(cfg, seed), pruner=make_pruner(cfg, epochs)
-    )
+    pruner = make_pruner(cfg, training.epochs, training.early_stopping)
+    return optuna.load_study(study_name=STUDY, storage=_storage(tuning), sampler=make_sampler(cfg, seed), pruner=pruner)
 
 
 def _prepare_study(tuning: Path, direction: str) -> int:
@@ -87,7 +86,6 @@ def _locked(path: Path) -> Iterator[None]:
 def _work(
     search: Search,
     tuning: Path,
-    direction: str,
     seed: int,
     deadline: float,
     stop: Any,
@@ -102,9 +100,8 @@ def _work(
     quiet_optuna()
     cfg = search.base.tuning
     assert cfg is not None
-    epochs = search.base.training.epochs
     metric = metrics.get(search.base.problem.metric)
-    study = _open(tuning, cfg, direction, epochs, seed)
+    study = _open(tuning, cfg, search.base.training, seed)
     points = finite_size(cfg.space)
     repeats = 0
     while not stop.is_set():
@@ -239,7 +236,7 @@ def search_local(
         if poller:
             poller.start()
         try:
-            _work(search, tuning, direction, seed, deadline, stop, None)
+            _work(search, tuning, seed, deadline, stop, None)
         finally:
             if poller:
                 poller.stop()
@@ -247,7 +244,7 @@ def search_local(
         # one thread each: a forked child whose parent ran OpenMP on several threads hangs in its first
         # multi-threaded operation (GNU OpenMP is not fork-safe); parallel trials use the cores instead
         workers = [
-            context.Process(target=_child, args=(search, tuning, direction, seed + i, deadline, stop, 1), daemon=True)
+            context.Process(target=_child, args=(search, tuning, seed + i, deadline, stop, 1), daemon=True)
             for i in range(cfg.parallel)
         ]
         for w in workers:

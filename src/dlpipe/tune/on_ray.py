@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from dlpipe.tune.output import COMPLETE, FAIL, PRUNED, RUNNING, TrialRow, best_row
-from dlpipe.tune.space import make_sampler, suggest, values_of
+from dlpipe.tune.space import make_sampler, suggest, values_of, warmup_epochs
 from dlpipe.tune.trial import Search, run_trial, save_weights
 
 if TYPE_CHECKING:
@@ -65,7 +65,7 @@ def search_ray(
                 metric=SCORE,
                 mode=mode,
                 search_alg=searcher,
-                scheduler=_scheduler(cfg, search.base.training.epochs),
+                scheduler=_scheduler(cfg, search.base.training.epochs, search.base.training.early_stopping),
                 num_samples=cfg.total_trials,
                 max_concurrent_trials=cfg.parallel,
                 time_budget_s=cfg.timeout,
@@ -116,7 +116,7 @@ def _suggest_only(trial: Any, cfg: Tuning) -> None:
     suggest(trial, cfg)  # define-by-run: OptunaSearch reads the parameters off the trial
 
 
-def _scheduler(cfg: Tuning, epochs: int) -> Any:
+def _scheduler(cfg: Tuning, epochs: int, patience: int) -> Any:
     """Ray's counterpart of each pruner, on epochs (`training_iteration`).
 
     A trial reports once per epoch and once more at the end with its weights, so the longest trial
@@ -131,7 +131,7 @@ def _scheduler(cfg: Tuning, epochs: int) -> Any:
         return HyperBandScheduler(time_attr="training_iteration", max_t=epochs + 1, reduction_factor=3)
     if cfg.pruner == "median":
         return MedianStoppingRule(
-            time_attr="training_iteration", grace_period=min(5, max(1, epochs // 10)), min_samples_required=5
+            time_attr="training_iteration", grace_period=warmup_epochs(epochs, patience), min_samples_required=5
         )
     return FIFOScheduler()
 
