@@ -59,21 +59,36 @@ def rows(n: int) -> list[dict]:
 
 
 def test_sigterm_finishes_the_request_in_flight_then_exits(model):
+    import json
+
     child, url = start(str(model))
+    data = json.dumps({"instances": rows(20_000)}).encode()
+    sent_part, signalled = threading.Event(), threading.Event()
+
+    def body():  # the request is surely in flight: half sent when the signal arrives
+        yield data[: len(data) // 2]
+        sent_part.set()
+        signalled.wait(30)
+        yield data[len(data) // 2 :]
+
     answer: dict = {}
 
     def big_request() -> None:
-        answer["response"] = httpx.post(f"{url}/predict", json={"instances": rows(60_000)}, timeout=120)
+        headers = {"Content-Type": "application/json"}
+        answer["response"] = httpx.post(f"{url}/predict", content=body(), headers=headers, timeout=120)
 
     sender = threading.Thread(target=big_request)
     sender.start()
-    time.sleep(0.5)  # the request is being read and checked
+    assert sent_part.wait(30)
+    time.sleep(0.2)
     child.send_signal(signal.SIGTERM)
+    time.sleep(0.5)
+    signalled.set()
     sender.join(120)
     # uvicorn drains, then re-raises the signal so the parent sees how the server ended
     assert child.wait(60) in (0, -signal.SIGTERM)
     response = answer["response"]
-    assert response.status_code == 200 and len(response.json()["predictions"]) == 60_000
+    assert response.status_code == 200 and len(response.json()["predictions"]) == 20_000
 
 
 def test_token_file_and_flags(model, tmp_path):

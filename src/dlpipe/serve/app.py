@@ -162,17 +162,25 @@ def create_app(runtime: Runtime, settings: Settings | None = None) -> FastAPI:
         content, headers = await run_in_threadpool(v2.response, parsed, runtime.name, runtime.version, tensors)
         return Response(content, headers=headers)
 
-    @app.post("/v2/models/{name}/infer", tags=["v2"])
+    infer_body = _body(_infer_schema(features))
+
+    @app.post("/v2/models/{name}/infer", tags=["v2"], openapi_extra=infer_body)
     async def infer_latest(request: Request, name: str) -> Response:
         return await infer(request, name, None)
 
-    @app.post("/v2/models/{name}/versions/{version}/infer", tags=["v2"])
+    @app.post("/v2/models/{name}/versions/{version}/infer", tags=["v2"], openapi_extra=infer_body)
     async def infer_version(request: Request, name: str, version: str) -> Response:
         return await infer(request, name, version)
 
     # --- plain JSON and MLflow ---
 
-    @app.post("/predict", tags=["json"])
+    row = _row_schema(features)
+
+    @app.post(
+        "/predict",
+        tags=["json"],
+        openapi_extra=_body({"type": "object", "required": ["instances"], "properties": {"instances": _rows(row)}}),
+    )
     async def predict(request: Request) -> dict[str, Any]:
         """`{"instances": [{feature: value, ...}, ...]}` -> predictions, probabilities, ids."""
         doc = await read_json(request, settings.max_body)
@@ -182,7 +190,17 @@ def create_app(runtime: Runtime, settings: Settings | None = None) -> FastAPI:
         frame = await run_in_threadpool(frame_from_records, doc["instances"], features)
         return plain(runtime, frame, await model_call(frame))
 
-    @app.post("/invocations", tags=["json"])
+    split = {
+        "type": "object",
+        "required": ["columns", "data"],
+        "properties": {"columns": {"type": "array", "items": {"type": "string"}}, "data": {"type": "array"}},
+    }
+    payloads = [
+        {"type": "object", "required": [key], "properties": {key: value}}
+        for key, value in (("dataframe_split", split), ("dataframe_records", _rows(row)), ("instances", _rows(row)))
+    ]
+
+    @app.post("/invocations", tags=["json"], openapi_extra=_body({"oneOf": payloads}))
     async def invocations(request: Request) -> dict[str, Any]:
         """MLflow's scoring payloads: `dataframe_split`, `dataframe_records` (or `instances`)."""
         doc = await read_json(request, settings.max_body)
@@ -205,6 +223,48 @@ def create_app(runtime: Runtime, settings: Settings | None = None) -> FastAPI:
         return Response(metrics.render(), media_type=CONTENT_TYPE_LATEST)
 
     return app
+
+
+def _body(schema: dict[str, Any]) -> dict[str, Any]:
+    """An OpenAPI request body (the routes read their bodies themselves, to answer mistakes in kind)."""
+    return {"requestBody": {"required": True, "content": {"application/json": {"schema": schema}}}}
+
+
+def _row_schema(features: list[Any]) -> dict[str, Any]:
+    """One row: each feature's value (numbers, text, true/false, or base64 file content), or null."""
+    kinds = {"numeric": ["number", "null"], "binary": ["boolean", "string", "number", "null"]}
+    return {
+        "type": "object",
+        "required": [f.name for f in features],
+        "properties": {f.name: {"type": kinds.get(f.type, ["string", "null"])} for f in features},
+    }
+
+
+def _rows(row: dict[str, Any]) -> dict[str, Any]:
+    return {"type": "array", "minItems": 1, "items": row}
+
+
+def _infer_schema(features: list[Any]) -> dict[str, Any]:
+    tensor = {
+        "type": "object",
+        "required": ["name", "datatype", "shape"],
+        "properties": {
+            "name": {"type": "string", "enum": [f.name for f in features]},
+            "datatype": {"type": "string"},
+            "shape": {"type": "array", "items": {"type": "integer"}},
+            "data": {"type": "array"},
+            "parameters": {"type": "object"},
+        },
+    }
+    return {
+        "type": "object",
+        "required": ["inputs"],
+        "properties": {
+            "id": {"type": "string"},
+            "inputs": {"type": "array", "items": tensor},
+            "outputs": {"type": "array"},
+        },
+    }
 
 
 def plain(runtime: Runtime, frame: Any, result: Prediction) -> dict[str, Any]:

@@ -1,0 +1,46 @@
+"""schemathesis against the server's own OpenAPI, every route, with auth on and off: no 5xx."""
+
+from __future__ import annotations
+
+import pytest
+import schemathesis
+from hypothesis import HealthCheck, given, settings
+from loopback import running
+
+from dlpipe.pipeline import Pipeline
+from dlpipe.serve.app import Settings
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(scope="module")
+def model(tmp_path_factory):
+    config = {
+        "name": "wine",
+        "problem": {"task": "classification", "target": "target"},
+        "data": {"source": {"builtin": "wine"}},
+        "training": {"epochs": 2, "early_stopping": 0},
+    }
+    return Pipeline.from_dict(config).run(tmp_path_factory.mktemp("runs")).model_folder
+
+
+@pytest.mark.parametrize("token", [None, "fuzz"])
+def test_no_route_answers_5xx(model, token):
+    headers = {"Authorization": f"Bearer {token}"} if token else {}
+    with running(model, settings=Settings(token=token)) as url:
+        schema = schemathesis.openapi.from_url(f"{url}/openapi.json", headers=headers)
+        operations = [result.ok() for result in schema.get_all_operations()]
+        assert len(operations) >= 10  # every route the app declares
+
+        for operation in operations:
+
+            @given(case=operation.as_strategy())
+            @settings(max_examples=30, deadline=None, suppress_health_check=list(HealthCheck), database=None)
+            def no_server_error(case):
+                for sent in (headers, {}):  # with the token, and without it
+                    response = case.call(headers=sent)
+                    assert response.status_code < 500, f"{case.method} {case.formatted_path}: {response.text[:300]}"
+                    if token and not sent and not case.formatted_path.startswith("/v2/health"):
+                        assert response.status_code == 401
+
+            no_server_error()
