@@ -22,7 +22,7 @@ seeded, so a setting scores the same in every search; the script checks that.
 All figures are measured within one run and reported as ratios; this script reports, it does
 not assert, and always exits 0.
 
-    OMP_NUM_THREADS=1 python benchmarks/tuning.py            # about 11 minutes on 2 cores
+    OMP_NUM_THREADS=1 python benchmarks/tuning.py            # 10-14 minutes on 2 cores
     OMP_NUM_THREADS=1 python benchmarks/tuning.py --quick    # smoke test: 8-point space, 10 epochs (about 40 s)
     python benchmarks/tuning.py --seeds 42,0,1 --data breast_cancer --epochs 60
 """
@@ -126,20 +126,26 @@ def search(settings: Settings, runs: Path, label: str, **tuning: Any) -> Search:
     return found
 
 
+def trained(found: Search) -> list[dict[str, str]]:
+    """The trials that trained, in order: a repeat (a setting proposed again) reuses a result and
+    spends no budget, so it is not counted."""
+    return [r for r in sorted(found.rows, key=lambda r: int(r["number"])) if r["state"] != "repeat"]
+
+
 def trials_to_reach(found: Search, target: float, greater_is_better: bool) -> int | None:
-    """1 + the number of the first complete trial scoring at least as well as `target`; None if none did."""
-    for r in sorted(found.rows, key=lambda r: int(r["number"])):
+    """How many trained trials it took until one scored at least as well as `target`; None if none did."""
+    for position, r in enumerate(trained(found), start=1):
         if r["state"] != "complete":
             continue
         value = float(r["value"])
         if (value >= target) if greater_is_better else (value <= target):
-            return int(r["number"]) + 1
+            return position
     return None
 
 
 def best_after(found: Search, trials: int, greater_is_better: bool) -> float | None:
-    """The best complete value among the first `trials` trials."""
-    values = [float(r["value"]) for r in found.rows if r["state"] == "complete" and int(r["number"]) < trials]
+    """The best complete value among the first `trials` trained trials."""
+    values = [float(r["value"]) for r in trained(found)[:trials] if r["state"] == "complete"]
     if not values:
         return None
     return max(values) if greater_is_better else min(values)
@@ -253,11 +259,11 @@ def report(settings: Settings, out: dict[str, Any]) -> str:
         n = trials_to_reach(none, grid.best, up)
         pruned_n = trials_to_reach(median, grid.best, up)
         reached.append(math.inf if n is None else n)
-        distinct = len({setting(r, settings.space) for r in none.rows})
+        distinct = len({setting(r, settings.space) for r in trained(none)})
         lines.append(
             f"{seed:<6}{'never' if n is None else str(n):>16}{'never' if pruned_n is None else str(pruned_n):>12}"
             f"{fmt(best_after(none, third, up)):>16}{fmt(best_after(none, settings.trials, up)):>16}"
-            f"{distinct:>13} of {len(none.rows)}"
+            f"{distinct:>13} of {len(trained(none))} trained ({none.count('repeat')} repeats reused)"
         )
     middle = statistics.median(reached)
     hits = sum(math.isfinite(r) for r in reached)
