@@ -16,6 +16,8 @@ os.environ["DLPIPE_CACHE"] = tempfile.mkdtemp(prefix="dlpipe-cache-")
 # the sentence encoder ships in a package; a stray hub call must fail fast, not hang offline
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+# exporting model.onnx costs 1-3 s per packaged model; the tests of export and serving turn it on
+os.environ.setdefault("DLPIPE_ONNX", "off")
 ROOT = Path(__file__).resolve().parents[1]
 EXAMPLES = ROOT / "examples"
 
@@ -25,6 +27,18 @@ def _one_thread():
     import torch
 
     torch.set_num_threads(1)
+
+
+@pytest.fixture(scope="module")
+def with_onnx():
+    """Packaging in this module exports model.onnx, as it does for users."""
+    before = os.environ.get("DLPIPE_ONNX")
+    os.environ["DLPIPE_ONNX"] = "on"
+    yield
+    if before is None:
+        os.environ.pop("DLPIPE_ONNX", None)
+    else:
+        os.environ["DLPIPE_ONNX"] = before
 
 
 def tiny_config(name: str = "iris", task: str = "classification", **sections) -> dict:

@@ -16,7 +16,7 @@ from dlpipe.pipeline import Pipeline
 
 
 @pytest.fixture(scope="module")
-def run(tmp_path_factory):
+def run(with_onnx, tmp_path_factory):
     return Pipeline.from_dict(tiny_config()).run(tmp_path_factory.mktemp("runs"))
 
 

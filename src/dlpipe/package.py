@@ -86,7 +86,7 @@ def save_model(
         reference.to_parquet(tmp / REFERENCE, index=False)
         files = [WEIGHTS, REFERENCE]
         onnx: dict[str, Any] | None = None
-        if example is not None:
+        if example is not None and onnx_wanted():
             from dlpipe.export.onnx import ExportFailed, export_onnx
 
             try:
@@ -123,6 +123,11 @@ def save_model(
         shutil.rmtree(tmp, ignore_errors=True)
         raise
     return folder
+
+
+def onnx_wanted() -> bool:
+    """Packaging exports model.onnx unless DLPIPE_ONNX=off (faster packaging; serving then uses PyTorch)."""
+    return os.environ.get("DLPIPE_ONNX", "on").strip().lower() not in ("off", "0", "false", "no")
 
 
 def manifest_digest(manifest: dict[str, Any]) -> str:

@@ -15,7 +15,7 @@ from dlpipe import load_model
 from dlpipe.export.onnx import onnx_session
 from dlpipe.pipeline import Pipeline
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("with_onnx")]
 
 
 def tabular(tmp_path):

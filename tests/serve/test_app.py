@@ -20,7 +20,7 @@ pytestmark = pytest.mark.slow
 
 
 @pytest.fixture(scope="module")
-def wine(tmp_path_factory):
+def wine(with_onnx, tmp_path_factory):
     """A trained wine model, its test rows, and what `dlpipe predict` says about them."""
     folder = tmp_path_factory.mktemp("wine")
     config = {

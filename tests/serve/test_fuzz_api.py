@@ -14,7 +14,7 @@ pytestmark = pytest.mark.slow
 
 
 @pytest.fixture(scope="module")
-def model(tmp_path_factory):
+def model(with_onnx, tmp_path_factory):
     config = {
         "name": "wine",
         "problem": {"task": "classification", "target": "target"},

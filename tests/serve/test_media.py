@@ -19,7 +19,7 @@ pytestmark = pytest.mark.slow
 
 
 @pytest.fixture(scope="module")
-def shades(tmp_path_factory):
+def shades(with_onnx, tmp_path_factory):
     folder = tmp_path_factory.mktemp("shades")
     rng = np.random.default_rng(0)
     rows = []

@@ -135,8 +135,10 @@ def test_a_killed_search_resumes_without_repeating_finished_trials(tmp_path):
     deadline = time.time() + 240
     while time.time() < deadline and len(finished_before) < 3:
         time.sleep(0.3)
-        db = next((tmp_path / "runs" / "wine").glob("*/tuning/study.db"), None)
-        if db is not None:
+        # trials.csv appears once the study exists: opening the database earlier races its creation
+        table = next((tmp_path / "runs" / "wine").glob("*/tuning/trials.csv"), None)
+        if table is not None:
+            db = table.parent / "study.db"
             finished_before = _finished(db)
     assert child.poll() is None, child.stderr.read().decode()
     child.send_signal(signal.SIGKILL)
