@@ -38,3 +38,14 @@ def running(model: Path, runtime: str = "auto", settings: Settings | None = None
     finally:
         server.should_exit = True
         thread.join(10)
+
+
+def wine_config(epochs: int = 5, **sections: dict) -> dict:
+    """A wine classifier that trains in a second or two: the model most serving tests serve."""
+    return {
+        "name": "wine",
+        "problem": {"task": "classification", "target": "target"},
+        "data": {"source": {"builtin": "wine"}},
+        "training": {"epochs": epochs, "early_stopping": 0},
+        **sections,
+    }

@@ -11,7 +11,7 @@ import httpx
 import numpy as np
 import pandas as pd
 import pytest
-from loopback import running
+from loopback import running, wine_config
 
 from conftest import dlpipe
 from dlpipe.pipeline import Pipeline
@@ -23,12 +23,7 @@ pytestmark = pytest.mark.slow
 def wine(with_onnx, tmp_path_factory):
     """A trained wine model, its test rows, and what `dlpipe predict` says about them."""
     folder = tmp_path_factory.mktemp("wine")
-    config = {
-        "name": "wine",
-        "problem": {"task": "classification", "target": "target"},
-        "data": {"source": {"builtin": "wine"}},
-        "training": {"epochs": 15, "early_stopping": 0},
-    }
+    config = wine_config(epochs=15)
     result = Pipeline.from_dict(config).run(folder / "runs")
     rows = Pipeline.from_dict(config).prepare().splits["test"].frame.drop(columns=["target"]).reset_index(drop=True)
     rows.to_csv(folder / "rows.csv", index=False)

@@ -12,7 +12,7 @@ import time
 import httpx
 import numpy as np
 import pytest
-from loopback import free_port
+from loopback import free_port, wine_config
 
 from dlpipe.pipeline import Pipeline
 
@@ -21,13 +21,7 @@ pytestmark = pytest.mark.slow
 
 @pytest.fixture(scope="module")
 def model(with_onnx, tmp_path_factory):
-    config = {
-        "name": "wine",
-        "problem": {"task": "classification", "target": "target"},
-        "data": {"source": {"builtin": "wine"}},
-        "training": {"epochs": 5, "early_stopping": 0},
-        "serving": {"max_batch_size": 64},
-    }
+    config = wine_config(serving={"max_batch_size": 64})
     return Pipeline.from_dict(config).run(tmp_path_factory.mktemp("runs")).folder
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import schemathesis
 from hypothesis import HealthCheck, given, settings
-from loopback import running
+from loopback import running, wine_config
 
 from dlpipe.pipeline import Pipeline
 from dlpipe.serve.app import Settings
@@ -15,13 +15,7 @@ pytestmark = pytest.mark.slow
 
 @pytest.fixture(scope="module")
 def model(with_onnx, tmp_path_factory):
-    config = {
-        "name": "wine",
-        "problem": {"task": "classification", "target": "target"},
-        "data": {"source": {"builtin": "wine"}},
-        "training": {"epochs": 2, "early_stopping": 0},
-    }
-    return Pipeline.from_dict(config).run(tmp_path_factory.mktemp("runs")).model_folder
+    return Pipeline.from_dict(wine_config(epochs=2)).run(tmp_path_factory.mktemp("runs")).model_folder
 
 
 @pytest.mark.parametrize("token", [None, "fuzz"])

@@ -6,7 +6,7 @@ import asyncio
 
 import httpx
 import pytest
-from loopback import running
+from loopback import running, wine_config
 
 from dlpipe.pipeline import Pipeline
 from dlpipe.serve.app import Settings
@@ -16,12 +16,7 @@ pytestmark = pytest.mark.slow
 
 @pytest.fixture(scope="module")
 def model(with_onnx, tmp_path_factory):
-    config = {
-        "name": "wine",
-        "problem": {"task": "classification", "target": "target"},
-        "data": {"source": {"builtin": "wine"}},
-        "training": {"epochs": 5, "early_stopping": 0},
-    }
+    config = wine_config()
     result = Pipeline.from_dict(config).run(tmp_path_factory.mktemp("runs"))
     rows = Pipeline.from_dict(config).prepare().splits["test"].frame.drop(columns=["target"])
     return result.model_folder, rows.to_dict(orient="records")
