@@ -173,6 +173,36 @@ def cmd_serve(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_export(args: argparse.Namespace) -> int:
+    """A model as an ONNX file, or as a folder that builds a Docker image serving it."""
+    import shutil
+
+    from dlpipe.errors import ArtifactError, ConfigError
+    from dlpipe.package import ONNX, find_model_folder, read_manifest
+
+    folder = find_model_folder(args.model)
+    manifest = read_manifest(folder)
+    if args.format == "docker":
+        from dlpipe.export.docker import export_docker
+
+        out = Path(args.output or f"{manifest['name']}-docker")
+        files = export_docker(folder, out)
+        _echo(f"wrote {out}/ ({len(files)} files): docker build -t {manifest['name'].lower()} {out}", err=True)
+        return 0
+    out = Path(args.output or f"{manifest['name']}.onnx")
+    if out.suffix != ".onnx":
+        raise ConfigError(f"an ONNX file ends in .onnx; received {out.name}", where=str(out))
+    if ONNX not in manifest["files"]:
+        reason = manifest.get("onnx", {}).get("error", "it was packaged with DLPIPE_ONNX=off")
+        raise ArtifactError(f"the model has no model.onnx ({reason})", where=str(folder))
+    out.parent.mkdir(parents=True, exist_ok=True)
+    shutil.copyfile(folder / ONNX, out)
+    inputs = manifest["onnx"]["inputs"]
+    described = ", ".join(f"{k} {v['dtype']}{v['shape']}" for k, v in inputs.items())
+    _echo(f"wrote {out}: inputs {described}; output `output` (the preprocessed inputs come from dlpipe)", err=True)
+    return 0
+
+
 def cmd_schema(args: argparse.Namespace) -> int:
     """Print the JSON Schema of pipeline.yaml (for editor completion and checks)."""
     import json
@@ -238,6 +268,12 @@ def build_parser() -> argparse.ArgumentParser:
         "--token-file", help="require `Authorization: Bearer <token>` (the file's first line; or set DLPIPE_TOKEN)"
     )
     p.set_defaults(func=cmd_serve)
+
+    p = sub.add_parser("export", help="a model as an ONNX file, or a folder that builds a Docker image serving it")
+    p.add_argument("model", help="a model folder or a run folder")
+    p.add_argument("--format", "-f", choices=["onnx", "docker"], required=True)
+    p.add_argument("--output", "-o", help="the file (onnx; default NAME.onnx) or folder (docker; default NAME-docker)")
+    p.set_defaults(func=cmd_export)
 
     p = sub.add_parser("schema", help="print the JSON Schema of pipeline.yaml, for editors")
     p.set_defaults(func=cmd_schema)
