@@ -243,3 +243,14 @@ def test_oversize_and_gzip_bomb_bodies_are_413(wine):
             f"{url}/predict", content=small, headers={"Content-Type": "application/json", "Content-Encoding": "gzip"}
         )
         assert response.status_code == 200 and len(response.json()["predictions"]) == 2
+
+
+def test_predict_takes_a_form_of_numbers(wine):
+    url, rows, predicted, _ = wine
+    form = {column: [str(v) for v in rows[column].head(2)] for column in rows.columns}
+    response = httpx.post(f"{url}/predict", data=form)
+    assert response.status_code == 200, response.text
+    assert response.json()["predictions"] == predicted["prediction"].tolist()[:2]
+    form["alcohol"] = ["strong", "weak"]
+    response = httpx.post(f"{url}/predict", data=form)
+    assert response.status_code == 400 and "'alcohol'" in response.json()["error"]

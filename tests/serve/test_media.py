@@ -121,3 +121,15 @@ def test_the_python_client_sends_files_as_content(shades, tmp_path):
         assert {"proba_dark", "proba_light"} <= set(out.columns)
         with pytest.raises(dlpipe.client.ServerError, match=r"400: .*not a readable image"):
             client.predict([{"photo": b"not an image"}])
+
+
+def test_predict_takes_a_multipart_upload(shades):
+    url, content, predicted, _ = shades
+    files = [("photo", (f"{i}.png", data, "image/png")) for i, data in enumerate(content[:3])]
+    response = httpx.post(f"{url}/predict", files=files)
+    assert response.status_code == 200, response.text
+    assert response.json()["predictions"] == predicted["prediction"].tolist()[:3]
+    wrong = httpx.post(f"{url}/predict", files=[("picture", ("a.png", content[0], "image/png"))])
+    assert wrong.status_code == 400 and "unknown feature 'picture'" in wrong.json()["error"]
+    bad = httpx.post(f"{url}/predict", files=[("photo", ("a.png", b"not a png", "image/png"))])
+    assert bad.status_code == 400 and "not a readable image" in bad.json()["error"]

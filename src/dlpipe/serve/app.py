@@ -24,11 +24,12 @@ from starlette.exceptions import HTTPException
 from dlpipe import __version__
 from dlpipe.serve import v2
 from dlpipe.serve.batching import Batcher, BatchStats
-from dlpipe.serve.inputs import RequestError, frame_from_records, frame_from_split, schema
+from dlpipe.serve.inputs import RequestError, frame_from_columns, frame_from_records, frame_from_split, schema
 from dlpipe.serve.operations import Guard, Metrics
 from dlpipe.serve.runtime import Prediction, Runtime
 
 MAX_BODY = 32 * 1024 * 1024  # bytes, after decompression
+MAX_FORM_PARTS = 10_000  # fields and files in one multipart form
 
 
 @dataclass
@@ -182,7 +183,15 @@ def create_app(runtime: Runtime, settings: Settings | None = None) -> FastAPI:
         openapi_extra=_body({"type": "object", "required": ["instances"], "properties": {"instances": _rows(row)}}),
     )
     async def predict(request: Request) -> dict[str, Any]:
-        """`{"instances": [{feature: value, ...}, ...]}` -> predictions, probabilities, ids."""
+        """`{"instances": [{feature: value, ...}, ...]}` -> predictions, probabilities, ids.
+
+        Or a form (multipart or URL-encoded): one field per feature (files for images and audio);
+        a feature sent k times gives k rows.
+        """
+        if _content_type(request) in ("multipart/form-data", "application/x-www-form-urlencoded"):
+            columns = await read_form(request, settings.max_body, features)
+            frame = await run_in_threadpool(frame_from_columns, columns, features, "form")
+            return plain(runtime, frame, await model_call(frame))
         doc = await read_json(request, settings.max_body)
         if not isinstance(doc, dict) or "instances" not in doc:
             raise RequestError('send {"instances": [{"feature": value, ...}, ...]}')
@@ -312,8 +321,54 @@ async def read_body(request: Request, limit: int) -> bytes:
     return out
 
 
+def _content_type(request: Request) -> str:
+    return request.headers.get("content-type", "application/json").split(";")[0].strip().lower()
+
+
+async def read_form(request: Request, limit: int, features: list[Any]) -> dict[str, list[Any]]:
+    """A multipart form as columns: text fields as text (numbers parsed), files as their content."""
+    from starlette.datastructures import UploadFile
+
+    request._body = await read_body(request, limit)  # the limit applies; form() then reads this
+    try:
+        form = await request.form(max_files=MAX_FORM_PARTS, max_fields=MAX_FORM_PARTS)
+    except Exception as exc:  # python-multipart's and Starlette's parse errors alike
+        raise RequestError(f"the multipart form cannot be read: {exc}") from None
+    by_name = {f.name: f for f in features}
+    unknown = [k for k in form if k not in by_name]
+    if unknown:
+        raise RequestError(f"form: unknown feature {unknown[0]!r}")
+    columns: dict[str, list[Any]] = {}
+    for feature in features:
+        values = form.getlist(feature.name)
+        if not values:
+            raise RequestError(f"form: missing feature {feature.name!r}")
+        column = []
+        for value in values:
+            if isinstance(value, UploadFile):
+                column.append(await value.read())
+            elif feature.type == "numeric":
+                column.append(_form_number(value, feature.name))
+            else:
+                column.append(value if value != "" else None)
+        columns[feature.name] = column
+    counts = {len(v) for v in columns.values()}
+    if len(counts) > 1:
+        raise RequestError("form: every feature must be sent the same number of times (once per row)")
+    return columns
+
+
+def _form_number(value: str, name: str) -> float | None:
+    if value.strip() == "":
+        return None
+    try:
+        return float(value)
+    except ValueError:
+        raise RequestError(f"form: feature {name!r}: {value[:40]!r} is not a number") from None
+
+
 async def read_json(request: Request, limit: int) -> Any:
-    kind = request.headers.get("content-type", "application/json").split(";")[0].strip().lower()
+    kind = _content_type(request)
     if kind not in ("application/json", ""):
         raise RequestError(f"send JSON (Content-Type application/json), not {kind}", status=415)
     body = await read_body(request, limit)
