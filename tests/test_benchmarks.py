@@ -19,6 +19,7 @@ from conftest import ROOT
         ("defaults.py", "wine"),
         ("image_cache.py", "ratio first pass / second pass"),
         ("tuning.py", "ratio epochs pruned / unpruned"),
+        ("serve.py", "ratio dlpipe / minimal throughput at concurrency 64"),
     ],
 )
 def test_benchmark_runs(script, expected):
