@@ -254,3 +254,12 @@ def test_predict_takes_a_form_of_numbers(wine):
     form["alcohol"] = ["strong", "weak"]
     response = httpx.post(f"{url}/predict", data=form)
     assert response.status_code == 400 and "'alcohol'" in response.json()["error"]
+
+
+def test_nan_for_a_number_is_a_missing_value(wine):
+    url, rows, _, _ = wine
+    row = rows.head(1).to_dict(orient="records")[0]
+    body = json.dumps({"instances": [row | {"alcohol": None}]}).replace("null", "NaN")
+    response = httpx.post(f"{url}/predict", content=body, headers={"Content-Type": "application/json"})
+    with_null = httpx.post(f"{url}/predict", json={"instances": [row | {"alcohol": None}]})
+    assert response.status_code == 200 and response.json()["probabilities"] == with_null.json()["probabilities"]

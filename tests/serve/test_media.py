@@ -133,3 +133,10 @@ def test_predict_takes_a_multipart_upload(shades):
     assert wrong.status_code == 400 and "unknown feature 'picture'" in wrong.json()["error"]
     bad = httpx.post(f"{url}/predict", files=[("photo", ("a.png", b"not a png", "image/png"))])
     assert bad.status_code == 400 and "not a readable image" in bad.json()["error"]
+
+
+def test_nan_is_refused_where_it_is_not_a_missing_number(shades):
+    url, _, _, _ = shades
+    body = b'{"instances": [{"photo": NaN}]}'  # Python's JSON reads the literal; an image is no number
+    response = httpx.post(f"{url}/predict", content=body, headers={"Content-Type": "application/json"})
+    assert response.status_code == 400 and "'photo'" in response.json()["error"]
