@@ -44,6 +44,8 @@ def test_health_and_metadata(wine):
     assert {i["datatype"] for i in meta["inputs"]} == {"FP64"} and meta["platform"] == "dlpipe_onnx"
     assert [o["name"] for o in meta["outputs"]] == ["prediction", "probabilities"]
     assert httpx.get(f"{url}/v2/models/wine/versions/1/ready").json() == {"ready": True}
+    assert httpx.get(f"{url}/docs").status_code == 200
+    assert "/v2/models/{name}/infer" in httpx.get(f"{url}/openapi.json").json()["paths"]
     for path in ("/v2/models/beer", "/v2/models/wine/versions/7", "/v2/models/beer/ready"):
         response = httpx.get(url + path)
         assert response.status_code == 404 and "error" in response.json()
