@@ -219,15 +219,23 @@ class Tuning(BaseModel):
         return self.trials or 20
 
 
+def tuning_of(spec: PipelineSpec) -> Tuning:
+    """The pipeline's tuning section; a ConfigError when there is none to search."""
+    if spec.tuning is None:
+        from dlpipe.errors import ConfigError
+
+        raise ConfigError("the pipeline has no tuning section", fix="add tuning: with a space to search")
+    return spec.tuning
+
+
 def check_space(spec: PipelineSpec) -> None:
     """Each path names a real setting, and each bound or choice is a value that setting accepts."""
     from dlpipe.spec.models import AtKey, FeatureSpec, ModelSpec, PipelineSpec, Training
 
-    assert spec.tuning is not None
     sections = {"model": ModelSpec, "training": Training}
     known = [f"{s}.{f}" for s, m in sections.items() for f in m.model_fields]
     base = spec.model_dump(mode="json", exclude_none=True, exclude={"tuning"})
-    for path, dim in spec.tuning.space.items():
+    for path, dim in tuning_of(spec).space.items():
         where = ("tuning", "space", path)
         parts = path.split(".")
         valid = (len(parts) == 2 and parts[0] in sections and parts[1] in sections[parts[0]].model_fields) or (

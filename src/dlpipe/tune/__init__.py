@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from dlpipe.spec.tuning import tuning_of
 from dlpipe.tune.output import TrialRow, best_row
 from dlpipe.tune.space import check_columns, touches_features, trial_spec
 from dlpipe.tune.trial import Search, load_weights
@@ -57,11 +58,10 @@ def tune(
     from dlpipe.tune import output
 
     spec = prepared.spec
-    cfg = spec.tuning
-    assert cfg is not None
+    cfg = tuning_of(spec)
+    search = Search(spec, prepared, collected if touches_features(cfg.space) else None)
     metric = metrics.get(spec.problem.metric)
     check_columns(spec)
-    search = Search(spec, prepared, collected if touches_features(cfg.space) else None)
     tuning = folder / "tuning"
     tuning.mkdir(exist_ok=True)
     if not (tuning / FINGERPRINT).exists():

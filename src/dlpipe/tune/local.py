@@ -98,8 +98,7 @@ def _work(
     from dlpipe import metrics
 
     quiet_optuna()
-    cfg = search.base.tuning
-    assert cfg is not None
+    cfg = search.tuning
     metric = metrics.get(search.base.problem.metric)
     study = _open(tuning, cfg, search.base.training, seed)
     points = finite_size(cfg.space)
@@ -223,8 +222,7 @@ def search_local(
     """Run (or resume) the search; returns every trial of the study."""
     from dlpipe import metrics
 
-    cfg = search.base.tuning
-    assert cfg is not None
+    cfg = search.tuning
     direction = "maximize" if metrics.get(search.base.problem.metric).greater_is_better else "minimize"
     existing = _prepare_study(tuning, direction)
     deadline = time.time() + (cfg.timeout or math.inf)

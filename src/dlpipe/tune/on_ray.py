@@ -42,8 +42,7 @@ def search_ray(
 
     from dlpipe import metrics
 
-    cfg = search.base.tuning
-    assert cfg is not None
+    cfg = search.tuning
     metric = metrics.get(search.base.problem.metric)
     mode = "max" if metric.greater_is_better else "min"
     started = _connect(cfg)
@@ -147,8 +146,7 @@ def _trainable(config: dict[str, Any], search: Search) -> None:
     from dlpipe import metrics
 
     torch.set_num_threads(1)  # one CPU per trial, as requested of Ray
-    cfg = search.base.tuning
-    assert cfg is not None
+    cfg = search.tuning
     metric = metrics.get(search.base.problem.metric)
     params = values_of({path: config[path] for path in cfg.space}, cfg)
     best = {"value": float("nan")}

@@ -74,23 +74,22 @@ def suggest(trial: optuna.Trial, cfg: Tuning) -> dict[str, Any]:
 
 def values_of(raw: dict[str, Any], cfg: Tuning) -> dict[str, Any]:
     """Optuna's stored parameters as the settings' values (positions in numeric lists resolved)."""
-    if not by_position(cfg):
-        return dict(raw)
-    out = {}
-    for path, value in raw.items():
-        dim = cfg.space.get(path)
-        out[path] = sorted(dim.choices)[int(value)] if dim is not None and ordinal(dim) else value
-    return out
+    return _by_position(raw, cfg, lambda choices, position: choices[int(position)])
 
 
 def raw_of(values: dict[str, Any], cfg: Tuning) -> dict[str, Any]:
     """The inverse of `values_of`: settings' values as Optuna stores them (to queue a trial)."""
+    return _by_position(values, cfg, lambda choices, value: choices.index(value))
+
+
+def _by_position(params: dict[str, Any], cfg: Tuning, convert: Any) -> dict[str, Any]:
+    """`params` with `convert(sorted choices, value)` applied to each numeric list's entry."""
     if not by_position(cfg):
-        return dict(values)
+        return dict(params)
     out = {}
-    for path, value in values.items():
+    for path, value in params.items():
         dim = cfg.space.get(path)
-        out[path] = sorted(dim.choices).index(value) if dim is not None and ordinal(dim) else value
+        out[path] = convert(sorted(dim.choices), value) if dim is not None and ordinal(dim) else value
     return out
 
 
@@ -117,9 +116,9 @@ def check_columns(spec: PipelineSpec) -> None:
     import difflib
 
     from dlpipe.errors import DataError
+    from dlpipe.spec.tuning import tuning_of
 
-    assert spec.tuning is not None
-    for path in spec.tuning.space:
+    for path in tuning_of(spec).space:
         parts = path.split(".")
         if parts[0] == "features" and parts[1] not in spec.features:
             close = difflib.get_close_matches(parts[1], list(spec.features), n=1)

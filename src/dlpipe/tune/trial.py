@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from dlpipe.spec.tuning import tuning_of
 from dlpipe.tune.space import touches_features, trial_spec
 
 if TYPE_CHECKING:
@@ -18,7 +19,7 @@ if TYPE_CHECKING:
     from dlpipe.collect import Collected
     from dlpipe.model import Head, Net
     from dlpipe.prepare import Prepared
-    from dlpipe.spec import PipelineSpec
+    from dlpipe.spec import PipelineSpec, Tuning
     from dlpipe.train import TrainState
 
 # (epoch, validation value) after every epoch; raises to stop a trial the pruner cuts
@@ -32,15 +33,20 @@ class Search:
 
     base: PipelineSpec
     prepared: Prepared
+    # only kept when trials prepare again: Ray ships a Search to every worker
     collected: tuple[Collected, Collected | None, Collected | None] | None = None
 
+    @property
+    def tuning(self) -> Tuning:
+        return tuning_of(self.base)
+
     def prepared_for(self, spec: PipelineSpec) -> Prepared:
-        assert self.base.tuning is not None
-        if not touches_features(self.base.tuning.space):
+        if not touches_features(self.tuning.space):
             return self.prepared
         from dlpipe.prepare import prepare
 
-        assert self.collected is not None
+        if self.collected is None:
+            raise ValueError("a search over features.* settings needs the collected data to prepare again")
         return prepare(spec, *self.collected)
 
 
