@@ -163,6 +163,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
         args.host,
         args.port,
         token=token,
+        store=args.store,
         runtime=args.runtime,
         threads=args.threads,
         max_body_mb=args.max_body_mb,
@@ -267,6 +268,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--token-file", help="require `Authorization: Bearer <token>` (the file's first line; or set DLPIPE_TOKEN)"
     )
+    p.add_argument("--store", help="prediction store URL (default: the model's monitoring.store); none logs nothing")
     p.set_defaults(func=cmd_serve)
 
     p = sub.add_parser("export", help="a model as an ONNX file, or a folder that builds a Docker image serving it")

@@ -21,10 +21,17 @@ def free_port() -> int:
 
 
 @contextmanager
-def running(model: Path, runtime: str = "auto", settings: Settings | None = None):
-    """Serve `model` until the block ends; yields the base URL."""
+def running(model: Path, runtime: str = "auto", settings: Settings | None = None, store: str | None = None):
+    """Serve `model` until the block ends (logging predictions to `store`, if given); yields the base URL."""
     port = free_port()
-    app = create_app(Runtime(model, runtime=runtime, threads=1), settings)
+    loaded = Runtime(model, runtime=runtime, threads=1)
+    recorder = None
+    if store is not None:
+        from dlpipe.serve.server import make_recorder
+        from dlpipe.spec import Monitoring
+
+        recorder = make_recorder(loaded, Monitoring(store=store))
+    app = create_app(loaded, settings, recorder)
     server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="error"))
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()

@@ -6,8 +6,10 @@ import os
 import signal
 import subprocess
 import sys
+import tempfile
 import threading
 import time
+from pathlib import Path
 
 import httpx
 import numpy as np
@@ -25,11 +27,16 @@ def model(with_onnx, tmp_path_factory):
     return Pipeline.from_dict(config).run(tmp_path_factory.mktemp("runs")).folder
 
 
-def start(*args: str, env: dict | None = None) -> tuple[subprocess.Popen, str]:
+def start(*args: str, env: dict | None = None, cwd: Path | None = None) -> tuple[subprocess.Popen, str]:
+    """`dlpipe serve` in a child process (in `cwd`, where the default prediction store goes)."""
     port = free_port()
     command = [sys.executable, "-m", "dlpipe.cli", "serve", *args, "--port", str(port)]
     child = subprocess.Popen(
-        command, env={**os.environ, "OMP_NUM_THREADS": "1", **(env or {})}, stderr=subprocess.PIPE, text=True
+        command,
+        env={**os.environ, "OMP_NUM_THREADS": "1", **(env or {})},
+        stderr=subprocess.PIPE,
+        text=True,
+        cwd=cwd or tempfile.mkdtemp(prefix="dlpipe-serve-"),
     )
     url = f"http://127.0.0.1:{port}"
     deadline = time.time() + 60
@@ -107,12 +114,14 @@ def test_a_missing_model_is_a_clear_error(tmp_path):
     assert done.returncode == 2 and "model not found" in done.stderr
 
 
-def test_ten_thousand_requests_at_concurrency_64_have_no_errors(model):
+def test_ten_thousand_requests_at_concurrency_64_have_no_errors_and_lose_no_row(model, tmp_path):
     import asyncio
     import collections
     import json
 
-    child, url = start(str(model), "--max-delay-ms", "2")
+    from dlpipe.monitor.store import Store
+
+    child, url = start(str(model), "--max-delay-ms", "2", cwd=tmp_path)
     port = int(url.rsplit(":", 1)[1])
     bodies = [json.dumps({"instances": [row]}).encode() for row in rows(100)]
 
@@ -152,5 +161,20 @@ def test_ten_thousand_requests_at_concurrency_64_have_no_errors(model):
         child.send_signal(signal.SIGTERM)
         child.wait(60)
     assert statuses == {200: 10_000}
+    assert Store(f"sqlite:///{tmp_path / 'dlpipe-monitor.db'}").count("wine") == 10_000
+    assert 'dlpipe_monitor_rows_lost_total{reason="queue_full"} 0.0' in metrics
     calls = sum(float(line.split()[-1]) for line in metrics.splitlines() if line.startswith("dlpipe_batch_rows_count"))
     assert calls < 10_000  # concurrent requests shared model calls
+
+
+def test_predictions_go_to_the_default_store_and_a_stop_writes_them_all(model, tmp_path):
+    from dlpipe.monitor.store import Store
+
+    child, url = start(str(model), cwd=tmp_path)
+    ids = []
+    for _ in range(30):
+        ids += httpx.post(f"{url}/predict", json={"instances": rows(2)}).json()["ids"]
+    child.send_signal(signal.SIGTERM)
+    assert child.wait(30) in (0, -signal.SIGTERM)
+    stored = Store(f"sqlite:///{tmp_path / 'dlpipe-monitor.db'}").predictions("wine")
+    assert sorted(stored["id"]) == sorted(ids)

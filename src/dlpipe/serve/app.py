@@ -9,12 +9,11 @@ in a thread pool and batched onto the model's one thread (batching.py).
 from __future__ import annotations
 
 import gc
-import json
+import time
 import uuid
-import zlib
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
@@ -27,10 +26,13 @@ from dlpipe.serve import v2
 from dlpipe.serve.batching import Batcher, BatchStats
 from dlpipe.serve.inputs import RequestError, frame_from_columns, frame_from_records, frame_from_split, schema
 from dlpipe.serve.operations import Guard, Metrics
+from dlpipe.serve.reading import content_type, read_body, read_form, read_json
 from dlpipe.serve.runtime import Prediction, Runtime
 
+if TYPE_CHECKING:
+    from dlpipe.monitor.recorder import Recorder
+
 MAX_BODY = 32 * 1024 * 1024  # bytes, after decompression
-MAX_FORM_PARTS = 10_000  # fields and files in one multipart form
 
 
 @dataclass
@@ -42,11 +44,20 @@ class Settings:
     token: str | None = None  # bearer token for every route but health
 
 
-def create_app(runtime: Runtime, settings: Settings | None = None) -> FastAPI:
-    """The app serving one loaded model."""
+def create_app(runtime: Runtime, settings: Settings | None = None, recorder: Recorder | None = None) -> FastAPI:
+    """The app serving one loaded model; with a `recorder`, every prediction is logged for monitoring."""
     settings = settings or Settings()
     features = schema(runtime.model.preprocessor)
     metrics = Metrics(runtime.name, runtime.version, runtime.kind)
+    if recorder is not None:
+        from dlpipe.monitor.recorder import Counters
+
+        recorder.counters = Counters(
+            stored=metrics.monitor_stored.inc,
+            lost=lambda reason, n: metrics.monitor_lost.labels(reason).inc(n),
+            errors=metrics.monitor_errors.inc,
+        )
+        metrics.monitor_pending.set_function(lambda: recorder.pending)
     batcher = Batcher(
         runtime.predict,
         max_batch_size=settings.max_batch_size,
@@ -60,6 +71,8 @@ def create_app(runtime: Runtime, settings: Settings | None = None) -> FastAPI:
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> Any:
+        if recorder is not None:
+            recorder.start()
         batcher.start()
         await batcher.run(runtime.warm_up)  # the first request should not pay for lazy set-up
         # the ~250,000 objects the imports made live as long as the server: outside the collector,
@@ -70,6 +83,8 @@ def create_app(runtime: Runtime, settings: Settings | None = None) -> FastAPI:
         yield
         state["ready"] = state["started"] = False
         await batcher.stop()
+        if recorder is not None:
+            await run_in_threadpool(recorder.stop)  # writes what is buffered
 
     app = FastAPI(
         title=f"dlpipe: {runtime.name}",
@@ -80,12 +95,19 @@ def create_app(runtime: Runtime, settings: Settings | None = None) -> FastAPI:
     app.state.ready = state
     app.add_middleware(Guard, metrics=metrics, token=settings.token)
 
-    async def model_call(frame: Any) -> Prediction:
+    async def model_call(frame: Any, started: float, ids: list[str] | None = None) -> tuple[Prediction, list[str]]:
+        """The prediction for a request's rows, and the rows' ids (the client's, or new ones), logged."""
         if not state["started"]:
             raise RequestError("the model is not ready", status=503)
         result = await batcher.submit(frame)
         metrics.rows.inc(len(frame))
-        return result
+        ids = ids or [uuid.uuid4().hex for _ in range(len(frame))]
+        if recorder is not None:
+            from dlpipe.monitor.recorder import Entry
+
+            latency = (time.perf_counter() - started) * 1000
+            recorder.record(Entry(ids, frame, result.predictions, result.probabilities, time.time(), latency))
+        return result, ids
 
     def check_model(name: str, version: str | None = None) -> None:
         if name != runtime.name:
@@ -158,14 +180,15 @@ def create_app(runtime: Runtime, settings: Settings | None = None) -> FastAPI:
         return _ready_response(state["ready"])
 
     async def infer(request: Request, name: str, version: str | None) -> Response:
+        started = time.perf_counter()
         check_model(name, version)
         body = await read_body(request, settings.max_body)
         header = request.headers.get(v2.HEADER_LENGTH)
 
         parsed = await run_in_threadpool(v2.parse, body, header, features)
-        result = await model_call(parsed.frame)
+        result, ids = await model_call(parsed.frame, started)
         tensors = v2.output_tensors(result.predictions, result.probabilities, runtime.classes)
-        content, headers = await run_in_threadpool(v2.response, parsed, runtime.name, runtime.version, tensors)
+        content, headers = await run_in_threadpool(v2.response, parsed, runtime.name, runtime.version, tensors, ids)
         return Response(content, headers=headers)
 
     infer_body = _body(_infer_schema(features))
@@ -193,16 +216,18 @@ def create_app(runtime: Runtime, settings: Settings | None = None) -> FastAPI:
         Or a form (multipart or URL-encoded): one field per feature (files for images and audio);
         a feature sent k times gives k rows.
         """
-        if _content_type(request) in ("multipart/form-data", "application/x-www-form-urlencoded"):
+        started = time.perf_counter()
+        if content_type(request) in ("multipart/form-data", "application/x-www-form-urlencoded"):
             columns = await read_form(request, settings.max_body, features)
             frame = await run_in_threadpool(frame_from_columns, columns, features, "form")
-            return plain(runtime, frame, await model_call(frame))
+            return plain(runtime, *await model_call(frame, started))
         doc = await read_json(request, settings.max_body)
         if not isinstance(doc, dict) or "instances" not in doc:
-            raise RequestError('send {"instances": [{"feature": value, ...}, ...]}')
+            raise RequestError('send {"instances": [{"feature": value, ...}, ...]} (and optionally "ids": [...])')
 
         frame = await run_in_threadpool(frame_from_records, doc["instances"], features)
-        return plain(runtime, frame, await model_call(frame))
+        ids = client_ids(doc.get("ids"), len(frame)) if "ids" in doc else None
+        return plain(runtime, *await model_call(frame, started, ids))
 
     split = {
         "type": "object",
@@ -217,6 +242,7 @@ def create_app(runtime: Runtime, settings: Settings | None = None) -> FastAPI:
     @app.post("/invocations", tags=["json"], openapi_extra=_body({"oneOf": payloads}))
     async def invocations(request: Request) -> dict[str, Any]:
         """MLflow's scoring payloads: `dataframe_split`, `dataframe_records` (or `instances`)."""
+        started = time.perf_counter()
         doc = await read_json(request, settings.max_body)
         keys = [k for k in ("dataframe_split", "dataframe_records", "instances") if isinstance(doc, dict) and k in doc]
         if len(keys) != 1:
@@ -227,7 +253,30 @@ def create_app(runtime: Runtime, settings: Settings | None = None) -> FastAPI:
             frame = await run_in_threadpool(frame_from_split, payload, features)
         else:
             frame = await run_in_threadpool(frame_from_records, payload, features, keys[0])
-        return {"predictions": plain(runtime, frame, await model_call(frame))["predictions"]}
+        answer = plain(runtime, *await model_call(frame, started))
+        return {"predictions": answer["predictions"], "ids": answer["ids"]}
+
+    feedback_body = {"type": "object", "required": ["id", "label"], "properties": {"id": {"type": "string"}}}
+
+    @app.post(
+        "/feedback",
+        tags=["monitoring"],
+        openapi_extra=_body({"oneOf": [feedback_body, {"type": "array", "minItems": 1, "items": feedback_body}]}),
+    )
+    async def feedback(request: Request) -> dict[str, Any]:
+        """Ground truth for earlier predictions: `{"id": ..., "label": ...}` or a list of them."""
+        from dlpipe.monitor.feedback import parse_feedback
+
+        if recorder is None:
+            raise RequestError("this server logs no predictions (no monitoring store), so it takes no feedback", 404)
+        doc = await read_json(request, settings.max_body)
+        labels = parse_feedback(doc, runtime.classes)
+        try:
+            stored = await run_in_threadpool(recorder.store().add_feedback, labels, time.time())
+        except Exception as exc:
+            problem = type(exc).__name__
+            raise RequestError(f"the monitoring store is unavailable ({problem}); retry later", 503) from None
+        return {"received": stored}
 
     @app.get("/metrics", tags=["operations"])
     async def prometheus() -> Response:
@@ -281,103 +330,32 @@ def _infer_schema(features: list[Any]) -> dict[str, Any]:
     }
 
 
-def plain(runtime: Runtime, frame: Any, result: Prediction) -> dict[str, Any]:
+def plain(runtime: Runtime, result: Prediction, ids: list[str]) -> dict[str, Any]:
     """Predictions (and per-class probabilities), the model, and one id per row."""
     out: dict[str, Any] = {"predictions": result.predictions.tolist()}
     if result.probabilities is not None and runtime.classes is not None:
         out["probabilities"] = [
             dict(zip(runtime.classes, map(float, row), strict=True)) for row in result.probabilities
         ]
-    out |= {"model": runtime.name, "version": runtime.version, "ids": [uuid.uuid4().hex for _ in range(len(frame))]}
+    out |= {"model": runtime.name, "version": runtime.version, "ids": ids}
     return out
+
+
+def client_ids(ids: Any, rows: int) -> list[str]:
+    """The ids a client chose for its rows (to join its own feedback later): distinct short strings."""
+    from dlpipe.monitor.store import MAX_ID
+
+    if not isinstance(ids, list) or len(ids) != rows:
+        raise RequestError(f"ids must be a list of {rows} strings, one per instance")
+    for i, value in enumerate(ids):
+        if not isinstance(value, str) or not 0 < len(value) <= MAX_ID:
+            raise RequestError(f"ids[{i}] must be a non-empty string of at most {MAX_ID} characters")
+    if len(set(ids)) != len(ids):
+        raise RequestError("ids must be distinct")
+    return ids
 
 
 def _ready_response(ready: bool) -> Response:
     if ready:
         return JSONResponse({"ready": True})
     return JSONResponse({"ready": False, "error": "the model is not ready"}, status_code=503)
-
-
-async def read_body(request: Request, limit: int) -> bytes:
-    """The request body, decompressed (gzip or deflate), refused with 413 past `limit` bytes either way."""
-    declared = request.headers.get("content-length")
-    if declared is not None and declared.isdigit() and int(declared) > limit:
-        raise RequestError(f"the body is {declared} bytes; the limit is {limit}", status=413)
-    chunks, size = [], 0
-    async for chunk in request.stream():
-        size += len(chunk)
-        if size > limit:
-            raise RequestError(f"the body exceeds the limit of {limit} bytes", status=413)
-        chunks.append(chunk)
-    body = b"".join(chunks)
-    encoding = request.headers.get("content-encoding", "identity").strip().lower()
-    if encoding in ("", "identity"):
-        return body
-    if encoding not in ("gzip", "deflate"):
-        raise RequestError(f"unsupported Content-Encoding {encoding!r}; use gzip, deflate or none", status=415)
-    # 32 + MAX_WBITS reads gzip and zlib headers alike; max_length stops a decompression bomb early
-    inflater = zlib.decompressobj(32 + zlib.MAX_WBITS)
-    try:
-        out = inflater.decompress(body, limit + 1)
-    except zlib.error as exc:
-        raise RequestError(f"the body is not valid {encoding} data: {exc}") from None
-    if len(out) > limit or inflater.unconsumed_tail:
-        raise RequestError(f"the body decompresses past the limit of {limit} bytes", status=413)
-    return out
-
-
-def _content_type(request: Request) -> str:
-    return request.headers.get("content-type", "application/json").split(";")[0].strip().lower()
-
-
-async def read_form(request: Request, limit: int, features: list[Any]) -> dict[str, list[Any]]:
-    """A multipart form as columns: text fields as text (numbers parsed), files as their content."""
-    from starlette.datastructures import UploadFile
-
-    request._body = await read_body(request, limit)  # the limit applies; form() then reads this
-    try:
-        form = await request.form(max_files=MAX_FORM_PARTS, max_fields=MAX_FORM_PARTS)
-    except Exception as exc:  # python-multipart's and Starlette's parse errors alike
-        raise RequestError(f"the multipart form cannot be read: {exc}") from None
-    by_name = {f.name: f for f in features}
-    unknown = [k for k in form if k not in by_name]
-    if unknown:
-        raise RequestError(f"form: unknown feature {unknown[0]!r}")
-    columns: dict[str, list[Any]] = {}
-    for feature in features:
-        values = form.getlist(feature.name)
-        if not values:
-            raise RequestError(f"form: missing feature {feature.name!r}")
-        column = []
-        for value in values:
-            if isinstance(value, UploadFile):
-                column.append(await value.read())
-            elif feature.type == "numeric":
-                column.append(_form_number(value, feature.name))
-            else:
-                column.append(value if value != "" else None)
-        columns[feature.name] = column
-    counts = {len(v) for v in columns.values()}
-    if len(counts) > 1:
-        raise RequestError("form: every feature must be sent the same number of times (once per row)")
-    return columns
-
-
-def _form_number(value: str, name: str) -> float | None:
-    if value.strip() == "":
-        return None
-    try:
-        return float(value)
-    except ValueError:
-        raise RequestError(f"form: feature {name!r}: {value[:40]!r} is not a number") from None
-
-
-async def read_json(request: Request, limit: int) -> Any:
-    kind = _content_type(request)
-    if kind not in ("application/json", ""):
-        raise RequestError(f"send JSON (Content-Type application/json), not {kind}", status=415)
-    body = await read_body(request, limit)
-    try:
-        return json.loads(body)
-    except (UnicodeDecodeError, ValueError) as exc:
-        raise RequestError(f"the body is not valid JSON: {exc}") from None

@@ -35,6 +35,20 @@ class Metrics:
             registry=self.registry,
         )
         self.rows = Counter("dlpipe_predicted_rows", "Rows predicted", registry=self.registry)
+        self.monitor_stored = Counter(
+            "dlpipe_monitor_rows_stored", "Prediction rows written to the monitoring store", registry=self.registry
+        )
+        self.monitor_lost = Counter(
+            "dlpipe_monitor_rows_lost", "Prediction rows not stored, by reason", ["reason"], registry=self.registry
+        )
+        for reason in ("queue_full", "shutdown"):
+            self.monitor_lost.labels(reason)
+        self.monitor_errors = Counter(
+            "dlpipe_monitor_store_errors", "Failed writes to the monitoring store (retried)", registry=self.registry
+        )
+        self.monitor_pending = Gauge(
+            "dlpipe_monitor_rows_pending", "Rows waiting for the monitoring writer", registry=self.registry
+        )
         info = Gauge("dlpipe_model_info", "The model served", ["name", "version", "runtime"], registry=self.registry)
         info.labels(name, version, runtime).set(1)
 

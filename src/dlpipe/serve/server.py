@@ -1,14 +1,18 @@
-"""Running the app: the model's `serving:` settings under the command line's flags, uvicorn, and a
-graceful stop (not-ready at once, requests in flight finished, then exit)."""
+"""Running the app: the model's `serving:` and `monitoring:` settings under the command line's
+flags, uvicorn, and a graceful stop (not-ready at once, requests in flight finished, then exit)."""
 
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import uvicorn
 
-from dlpipe.spec import Serving
+from dlpipe.spec import Monitoring, Serving
+
+if TYPE_CHECKING:
+    from dlpipe.monitor.recorder import Recorder
+    from dlpipe.serve.runtime import Runtime
 
 
 def serving_settings(manifest: dict[str, Any], overrides: dict[str, Any]) -> Serving:
@@ -30,16 +34,51 @@ class DrainingServer(uvicorn.Server):
         super().handle_exit(sig, frame)
 
 
+def monitoring_settings(manifest: dict[str, Any], store: str | None = None) -> Monitoring:
+    """The model's `monitoring:` section, with the store the command line names (if any) on top."""
+    section = dict(manifest.get("pipeline", {}).get("monitoring", {}))
+    if store is not None:
+        section["store"] = None if store.lower() in ("none", "off") else store
+    return Monitoring(**section)
+
+
+def make_recorder(runtime: Runtime, monitoring: Monitoring) -> Recorder | None:
+    """The background writer of the prediction store; None when the store is off."""
+    from dlpipe.monitor.recorder import Recorder
+
+    if monitoring.store is None:
+        return None
+    recorder = Recorder(
+        monitoring.store,
+        runtime.name,
+        runtime.version,
+        {c.name: c.type for c in runtime.model.preprocessor.columns},
+        queue_rows=monitoring.queue_rows,
+        raw_media=monitoring.raw_media,
+        max_text_chars=monitoring.max_text_chars,
+    )
+    recorder.store()  # a malformed URL or a missing driver is the user's to fix now, not a lost row later
+    return recorder
+
+
 def serve(
-    model: str | Path, host: str = "127.0.0.1", port: int = 8000, *, token: str | None = None, **overrides: Any
+    model: str | Path,
+    host: str = "127.0.0.1",
+    port: int = 8000,
+    *,
+    token: str | None = None,
+    store: str | None = None,
+    **overrides: Any,
 ) -> None:
-    """Load the model and serve it until SIGTERM or SIGINT."""
+    """Load the model and serve it until SIGTERM or SIGINT, logging predictions to the store."""
     from dlpipe.package import load_model
     from dlpipe.serve.app import Settings, create_app
     from dlpipe.serve.runtime import Runtime
 
-    settings = serving_settings(load_model(model).manifest, overrides)
+    manifest = load_model(model).manifest
+    settings = serving_settings(manifest, overrides)
     runtime = Runtime(model, runtime=settings.runtime, threads=settings.threads)
+    recorder = make_recorder(runtime, monitoring_settings(manifest, store))
     app = create_app(
         runtime,
         Settings(
@@ -49,6 +88,7 @@ def serve(
             max_queue=settings.max_queue,
             token=token,
         ),
+        recorder,
     )
     # keep-alive longer than clients' and load balancers' idle timeouts (often 60 s): a server that
     # closes an idle connection first races the client's next request on it (a reset, not a 4xx)

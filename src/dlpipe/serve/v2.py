@@ -233,9 +233,14 @@ def describe_outputs(classes: list[str] | None) -> list[dict[str, Any]]:
 
 
 def response(
-    request: Request, model: str, version: str, tensors: dict[str, tuple[str, list[int], np.ndarray]]
+    request: Request,
+    model: str,
+    version: str,
+    tensors: dict[str, tuple[str, list[int], np.ndarray]],
+    ids: list[str] | None = None,
 ) -> tuple[bytes, dict[str, str]]:
-    """The response body and its headers: JSON, or JSON + binary outputs when asked for."""
+    """The response body and its headers: JSON, or JSON + binary outputs when asked for; the rows'
+    ids (for feedback) in the response's parameters."""
     names = request.outputs if request.outputs is not None else list(tensors)
     unknown = [n for n in names if n not in tensors]
     if unknown:
@@ -254,6 +259,8 @@ def response(
     doc: dict[str, Any] = {"model_name": model, "model_version": version, "outputs": outputs}
     if request.id is not None:
         doc["id"] = request.id
+    if ids is not None:
+        doc["parameters"] = {"ids": ids}
     head = json.dumps(doc, allow_nan=False).encode()
     if not chunks:
         return head, {"content-type": "application/json"}

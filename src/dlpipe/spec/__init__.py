@@ -17,6 +17,7 @@ from dlpipe.spec.models import (
     auto_batch_size,
     json_schema,
 )
+from dlpipe.spec.monitoring import Monitoring
 from dlpipe.spec.serving import Serving
 from dlpipe.spec.tuning import Dimension, Tuning, parse_duration
 
@@ -29,6 +30,7 @@ __all__ = [
     "FileSource",
     "FolderSource",
     "ModelSpec",
+    "Monitoring",
     "PipelineSpec",
     "Problem",
     "Serving",

@@ -21,6 +21,7 @@ from pydantic import (
 
 from dlpipe.features import REGISTRY
 from dlpipe.metrics import METRICS
+from dlpipe.spec.monitoring import Monitoring
 from dlpipe.spec.serving import Serving
 from dlpipe.spec.tuning import Tuning, check_space
 
@@ -336,6 +337,9 @@ class PipelineSpec(_Strict):
     training: Training = Field(default_factory=Training)
     tuning: Tuning | None = Field(None, description="hyperparameter search; absent trains once")
     serving: Serving = Field(default_factory=Serving, description="how `dlpipe serve` runs the model")
+    monitoring: Monitoring = Field(
+        default_factory=Monitoring, description="the prediction store and how `dlpipe monitor` judges it"
+    )
 
     @field_validator("features", mode="before")
     @classmethod

@@ -1,0 +1,148 @@
+"""The prediction store: every prediction the server made, and the feedback labels that arrive
+later, in any database SQLAlchemy reaches (SQLite in WAL mode by default, PostgreSQL).
+
+Two tables. `predictions`: id, time (Unix seconds), model, version, inputs (JSON object of feature
+to value), prediction (JSON), probabilities (JSON list in the model's class order), latency_ms.
+`feedback`: id, label (JSON), time; the newest label for an id wins. They join on id, so a label
+may arrive days after its prediction, or before the writer has stored it.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+from collections.abc import Iterable
+from typing import Any
+
+import pandas as pd
+import sqlalchemy as sa
+
+from dlpipe.errors import DataError
+
+METADATA = sa.MetaData()
+PREDICTIONS = sa.Table(
+    "dlpipe_predictions",
+    METADATA,
+    sa.Column("id", sa.String(128), primary_key=True),
+    sa.Column("time", sa.Float, nullable=False),
+    sa.Column("model", sa.String(200), nullable=False),
+    sa.Column("version", sa.String(64), nullable=False),
+    sa.Column("inputs", sa.Text, nullable=False),
+    sa.Column("prediction", sa.Text, nullable=False),
+    sa.Column("probabilities", sa.Text),
+    sa.Column("latency_ms", sa.Float),
+    sa.Index("dlpipe_predictions_model_time", "model", "time"),
+)
+FEEDBACK = sa.Table(
+    "dlpipe_feedback",
+    METADATA,
+    sa.Column("id", sa.String(128), primary_key=True),
+    sa.Column("label", sa.Text, nullable=False),
+    sa.Column("time", sa.Float, nullable=False),
+)
+MAX_ID = 128
+
+
+def shown(url: str) -> str:
+    """The URL with its password masked: what messages and reports may print."""
+    try:
+        return sa.engine.make_url(url).render_as_string(hide_password=True)
+    except Exception:
+        return "<unreadable database URL>"
+
+
+class Store:
+    """One database; tables are created on first use. Safe to share between threads."""
+
+    def __init__(self, url: str) -> None:
+        try:
+            parsed = sa.engine.make_url(url)
+        except Exception as exc:
+            raise DataError(f"not a valid database URL: {exc}", where="monitoring.store") from None
+        self.url = shown(url)
+        self.sqlite = parsed.get_backend_name() == "sqlite"
+        try:
+            self.engine = sa.create_engine(parsed, pool_pre_ping=not self.sqlite)
+        except Exception as exc:  # a missing driver, say
+            raise DataError(f"cannot use this database: {exc}", where=self.url) from None
+        if self.sqlite:
+            sa.event.listen(self.engine, "connect", _sqlite_pragmas)
+        self._ready = False
+        self._lock = threading.Lock()
+
+    def ensure(self) -> None:
+        """Create the tables if they are missing (once per Store)."""
+        if self._ready:
+            return
+        with self._lock:
+            if not self._ready:
+                METADATA.create_all(self.engine)
+                self._ready = True
+
+    def add_predictions(self, rows: list[dict[str, Any]]) -> None:
+        """Insert rows (dicts with the predictions table's columns) in one transaction."""
+        self.ensure()
+        with self.engine.begin() as conn:
+            conn.execute(PREDICTIONS.insert(), rows)
+
+    def add_feedback(self, labels: Iterable[tuple[str, Any]], now: float) -> int:
+        """Store (id, label) pairs; a label sent again for an id replaces the earlier one."""
+        rows = [{"id": i, "label": json.dumps(label), "time": now} for i, label in labels]
+        if not rows:
+            return 0
+        self.ensure()
+        insert = _upsert(self.engine.dialect.name)
+        with self.engine.begin() as conn:
+            for start in range(0, len(rows), 5000):
+                conn.execute(insert, rows[start : start + 5000])
+        return len(rows)
+
+    def predictions(self, model: str, since: float | None = None, until: float | None = None) -> pd.DataFrame:
+        """The model's predictions in time order, with their feedback label (None when there is none)."""
+        self.ensure()
+        p, f = PREDICTIONS, FEEDBACK
+        query = (
+            sa.select(p, f.c.label.label("label"))
+            .select_from(p.outerjoin(f, p.c.id == f.c.id))
+            .where(p.c.model == model)
+            .order_by(p.c.time, p.c.id)
+        )
+        if since is not None:
+            query = query.where(p.c.time >= since)
+        if until is not None:
+            query = query.where(p.c.time < until)
+        with self.engine.connect() as conn:
+            return pd.read_sql_query(query, conn)
+
+    def count(self, model: str | None = None) -> int:
+        self.ensure()
+        query = sa.select(sa.func.count()).select_from(PREDICTIONS)
+        if model is not None:
+            query = query.where(PREDICTIONS.c.model == model)
+        with self.engine.connect() as conn:
+            return int(conn.execute(query).scalar_one())
+
+    def dispose(self) -> None:
+        self.engine.dispose()
+
+
+def _sqlite_pragmas(connection: Any, record: Any) -> None:
+    # WAL: readers (dlpipe monitor) never block the server's writer; busy_timeout: a second writer
+    # (feedback) waits instead of failing; NORMAL sync is durable across application crashes in WAL
+    cursor = connection.cursor()
+    cursor.execute("PRAGMA journal_mode=WAL")
+    cursor.execute("PRAGMA synchronous=NORMAL")
+    cursor.execute("PRAGMA busy_timeout=5000")
+    cursor.close()
+
+
+def _upsert(dialect: str) -> Any:
+    from sqlalchemy.dialects import postgresql, sqlite
+
+    if dialect in ("sqlite", "postgresql"):
+        module = sqlite if dialect == "sqlite" else postgresql
+        insert = module.insert(FEEDBACK)
+        return insert.on_conflict_do_update(
+            index_elements=[FEEDBACK.c.id], set_={"label": insert.excluded.label, "time": insert.excluded.time}
+        )
+    raise DataError(f"feedback needs SQLite or PostgreSQL; the store is {dialect}", where="monitoring.store")

@@ -1,0 +1,36 @@
+"""The `monitoring:` section: where the server logs predictions and how `dlpipe monitor` judges them
+(command-line flags win)."""
+
+from __future__ import annotations
+
+from pydantic import BaseModel, ConfigDict, Field
+
+
+class Monitoring(BaseModel):
+    model_config = ConfigDict(extra="forbid", validate_default=True)
+
+    store: str | None = Field(
+        "sqlite:///dlpipe-monitor.db",
+        description="SQLAlchemy URL of the prediction store (SQLite in WAL mode, PostgreSQL); null logs nothing",
+    )
+    window: int = Field(1000, ge=10, le=10_000_000, strict=True, description="rows per monitoring window")
+    drift_share: float = Field(
+        0.5, gt=0.0, le=1.0, description="dataset drift when at least this share of the features drift"
+    )
+    tolerance: float = Field(
+        0.05, ge=0.0, description="performance alert when the live metric is worse than the test metric by more"
+    )
+    consecutive: int = Field(2, ge=1, le=100, strict=True, description="windows in a row before an alert fires")
+    min_labels: int = Field(
+        30, ge=1, strict=True, description="labelled rows a window needs before its live performance is judged"
+    )
+    webhook: str | None = Field(None, description="URL that receives active alerts as JSON (POST)")
+    queue_rows: int = Field(
+        100_000,
+        ge=1,
+        le=100_000_000,
+        strict=True,
+        description="rows the background writer may hold; beyond, counted lost",
+    )
+    raw_media: bool = Field(False, description="store image and audio bytes and long texts as sent, not as a hash")
+    max_text_chars: int = Field(2000, ge=0, strict=True, description="longer texts are stored as a hash")
