@@ -1,0 +1,74 @@
+"""The drift registry's conformance suite: every method is quiet on repeated samples of the same
+distribution and flags a known shift; the defaults follow Evidently's rules."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from dlpipe.monitor.drift import METHODS, choose, column_drift, psi
+
+
+def _sample(method: str, rng: np.random.Generator, n: int, shifted: bool) -> np.ndarray:
+    data = METHODS[method].data
+    if data == "numeric":
+        return rng.normal(0.5 if shifted else 0.0, 1.0, n)
+    if method == "z":
+        return rng.choice(["yes", "no"], n, p=[0.6, 0.4] if shifted else [0.45, 0.55])
+    return rng.choice(["a", "b", "c", "d"], n, p=[0.25, 0.25, 0.3, 0.2] if shifted else [0.4, 0.3, 0.2, 0.1])
+
+
+def _sizes(method: str) -> tuple[int, int]:
+    # tests are Evidently's choice for references of <= 1000 rows, distances above
+    return (800, 500) if METHODS[method].kind == "p_value" else (5000, 2000)
+
+
+@pytest.mark.parametrize("method", sorted(METHODS))
+def test_quiet_on_samples_of_one_distribution(method):
+    rng = np.random.default_rng(0)
+    ref_rows, cur_rows = _sizes(method)
+    reference = _sample(method, rng, ref_rows, shifted=False)
+    check = METHODS[method].check
+    flagged = [check(reference, _sample(method, rng, cur_rows, shifted=False))["drift"] for _ in range(40)]
+    # a 5% test flags about 2 of 40 by chance; a distance should flag none
+    assert sum(flagged) <= (5 if METHODS[method].kind == "p_value" else 0)
+
+
+@pytest.mark.parametrize("method", sorted(METHODS))
+def test_flags_a_known_shift(method):
+    rng = np.random.default_rng(1)
+    ref_rows, cur_rows = _sizes(method)
+    reference = _sample(method, rng, ref_rows, shifted=False)
+    check = METHODS[method].check
+    flagged = [check(reference, _sample(method, rng, cur_rows, shifted=True))["drift"] for _ in range(10)]
+    assert all(flagged)
+
+
+def test_defaults_follow_evidently():
+    assert choose(numeric=True, distinct=50, reference_rows=1000).name == "ks"
+    assert choose(numeric=True, distinct=5, reference_rows=1000).name == "chisquare"
+    assert choose(numeric=False, distinct=2, reference_rows=300).name == "z"
+    assert choose(numeric=False, distinct=7, reference_rows=300).name == "chisquare"
+    assert choose(numeric=True, distinct=50, reference_rows=1001).name == "wasserstein"
+    assert choose(numeric=False, distinct=2, reference_rows=5000).name == "jensenshannon"
+
+
+def test_scores_match_scipy_and_evidently_formulas():
+    from scipy.spatial.distance import jensenshannon
+    from scipy.stats import ks_2samp, wasserstein_distance
+
+    rng = np.random.default_rng(2)
+    a, b = rng.normal(0, 2, 3000), rng.normal(0.3, 2, 2000)
+    assert column_drift(a[:900], b, numeric=True)["score"] == pytest.approx(ks_2samp(a[:900], b).pvalue)
+    assert column_drift(a, b, numeric=True)["score"] == pytest.approx(wasserstein_distance(a, b) / np.std(a))
+    x = np.array(["a"] * 600 + ["b"] * 400 + ["c"] * 1000)
+    y = np.array(["a"] * 300 + ["b"] * 300 + ["c"] * 400)
+    assert column_drift(x, y, numeric=False)["score"] == pytest.approx(jensenshannon([0.3, 0.2, 0.5], [0.3, 0.3, 0.4]))
+    expected_psi = sum((r - c) * np.log(r / c) for r, c in [(0.3, 0.3), (0.2, 0.3), (0.5, 0.4)])
+    assert psi(x, y, numeric=False) == pytest.approx(expected_psi)
+
+
+def test_an_unseen_category_is_drift_and_empty_samples_are_not_judged():
+    reference = np.array(["a", "b"] * 100 + ["c"] * 50)
+    assert column_drift(reference, np.array(["a", "b", "z"] * 30), numeric=False)["drift"]
+    assert column_drift(reference, np.array([], dtype=str), numeric=False)["method"] is None
