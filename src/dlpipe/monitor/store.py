@@ -76,7 +76,13 @@ class Store:
             return
         with self._lock:
             if not self._ready:
-                METADATA.create_all(self.engine)
+                try:
+                    METADATA.create_all(self.engine)
+                except sa.exc.DBAPIError:
+                    # another process created them between the check and the CREATE: fine if they are there
+                    inspector = sa.inspect(self.engine)
+                    if not all(inspector.has_table(t.name) for t in METADATA.sorted_tables):
+                        raise
                 self._ready = True
 
     def add_predictions(self, rows: list[dict[str, Any]]) -> None:
