@@ -34,7 +34,7 @@ def _time(seconds: float) -> str:
 def _svg(body: str, label: str, height: int = HEIGHT) -> str:
     return (
         f'<svg role="img" aria-label="{escape(label)}" viewBox="0 0 {WIDTH} {height}" width="100%" '
-        f'xmlns="http://www.w3.org/2000/svg">{body}</svg>'
+        f'style="max-width:{WIDTH * 1.6:.0f}px" xmlns="http://www.w3.org/2000/svg">{body}</svg>'
     )
 
 

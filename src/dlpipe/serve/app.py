@@ -17,11 +17,12 @@ from typing import TYPE_CHECKING, Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse, Response
+from fastapi.responses import HTMLResponse, JSONResponse, Response
 from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException
 
 from dlpipe import __version__
+from dlpipe.errors import DlpipeError
 from dlpipe.serve import v2
 from dlpipe.serve.batching import Batcher, BatchStats
 from dlpipe.serve.inputs import RequestError, frame_from_columns, frame_from_records, frame_from_split, schema
@@ -277,6 +278,22 @@ def create_app(runtime: Runtime, settings: Settings | None = None, recorder: Rec
             problem = type(exc).__name__
             raise RequestError(f"the monitoring store is unavailable ({problem}); retry later", 503) from None
         return {"received": stored}
+
+    @app.get("/dashboard", tags=["monitoring"], response_class=HTMLResponse)
+    async def dashboard(window: int | None = None) -> HTMLResponse:
+        """The monitoring dashboard of this model's logged predictions (`?window=N` rows per window)."""
+        from dlpipe.monitor.dashboard import render
+        from dlpipe.monitor.report import clean_json, monitor
+
+        if recorder is None:
+            raise RequestError("this server logs no predictions (no monitoring store), so it has no dashboard", 404)
+        if window is not None and not 10 <= window <= 10_000_000:
+            raise RequestError("window must be between 10 and 10,000,000 rows")
+        try:
+            report = await run_in_threadpool(monitor, runtime.model.folder, recorder.url, None, window, False)
+        except DlpipeError as exc:
+            raise RequestError(exc.render(), 503) from None
+        return HTMLResponse(render(clean_json(report)))
 
     @app.get("/metrics", tags=["operations"])
     async def prometheus() -> Response:
