@@ -52,8 +52,10 @@ def _wasserstein(reference: np.ndarray, current: np.ndarray) -> float:
 
 
 def _counts(reference: np.ndarray, current: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Counts of each value seen in either sample, in the same order."""
-    levels, codes = np.unique(np.concatenate([reference, current]), return_inverse=True)
+    """Counts of each value seen in either sample, in the same order (hashing, not sorting strings)."""
+    import pandas as pd
+
+    codes, levels = pd.factorize(np.concatenate([reference, current]))
     ref = np.bincount(codes[: len(reference)], minlength=len(levels)).astype(float)
     cur = np.bincount(codes[len(reference) :], minlength=len(levels)).astype(float)
     return ref, cur
@@ -73,7 +75,7 @@ def _chi2(reference: np.ndarray, current: np.ndarray) -> float:
 def _z_proportions(reference: np.ndarray, current: np.ndarray) -> float:
     from scipy.stats import norm
 
-    first = np.unique(np.concatenate([reference, current]))[0]
+    first = reference[0] if len(reference) else current[0]
     a, b = float(np.mean(reference == first)), float(np.mean(current == first))
     pooled = (a * len(reference) + b * len(current)) / (len(reference) + len(current))
     spread = np.sqrt(pooled * (1 - pooled) * (1 / len(reference) + 1 / len(current)))
@@ -133,13 +135,19 @@ def choose(numeric: bool, distinct: int, reference_rows: int) -> DriftMethod:
     return METHODS["wasserstein"] if numeric else METHODS["jensenshannon"]
 
 
+def _distinct(values: np.ndarray) -> np.ndarray:
+    import pandas as pd
+
+    return pd.unique(values)
+
+
 def column_drift(reference: np.ndarray, current: np.ndarray, numeric: bool, method: str | None = None) -> dict:
     """The drift of one column (missing values already left out), with PSI beside."""
     if len(reference) == 0 or len(current) == 0:
         return {"method": None, "score": None, "threshold": None, "drift": False, "psi": None, "rows": len(current)}
     if not numeric:
         reference, current = reference.astype(str), current.astype(str)
-    distinct = len(np.unique(reference))
+    distinct = len(_distinct(reference))
     chosen = METHODS[method] if method else choose(numeric, distinct, len(reference))
     result = chosen.check(reference, current)
     result["psi"] = psi(reference, current, numeric and chosen.data == "numeric")

@@ -5,22 +5,20 @@ from __future__ import annotations
 
 from typing import Any
 
-import numpy as np
 import pandas as pd
 
-from dlpipe.monitor.columns import CATEGORICAL, Column, values
+from dlpipe.monitor.columns import CATEGORICAL, Column, Values
 
 
-def column_quality(
-    column: Column, reference: pd.Series, current: pd.Series, absent: int, known: set[str] | None
-) -> dict[str, Any]:
-    """Per feature: missing share now and in the reference, out-of-range and unseen shares, violations."""
-    ref_values, ref_missing, _ = values(column, reference)
-    cur_values, cur_missing, wrong = values(column, current)
-    rows = max(len(current), 1)
+def column_quality(column: Column, reference: Values, current: Values, absent: int, known: set[str] | None) -> dict:
+    """Per feature: missing share now and in the reference, out-of-range and unseen shares, violations.
+    `reference` and `current` are `columns.values` of the column."""
+    ref_values, ref_missing, _ = reference
+    cur_values, cur_missing, wrong = current
+    rows = max(len(cur_missing), 1)
     out: dict[str, Any] = {
-        "missing": float(cur_missing.mean()) if len(current) else 0.0,
-        "reference_missing": float(ref_missing.mean()) if len(reference) else 0.0,
+        "missing": float(cur_missing.mean()) if len(cur_missing) else 0.0,
+        "reference_missing": float(ref_missing.mean()) if len(ref_missing) else 0.0,
         "violations": int(wrong + absent),
     }
     out["missing_change"] = out["missing"] - out["reference_missing"]
@@ -29,8 +27,8 @@ def column_quality(
         out["out_of_range"] = float(((cur_values < low) | (cur_values > high)).sum() / rows)
         out["range"] = [low, high]
     if column.type in CATEGORICAL:
-        seen = set(ref_values.tolist()) | (known or set())
-        unseen = ~np.isin(cur_values, list(seen)) if len(cur_values) else np.zeros(0, bool)
+        seen = set(pd.unique(ref_values).tolist()) | (known or set())
+        unseen = ~pd.Series(cur_values, dtype=object).isin(seen).to_numpy()
         out["unseen"] = float(unseen.sum() / rows)
         out["unseen_values"] = sorted(set(cur_values[unseen].tolist()))[:10]
     return out

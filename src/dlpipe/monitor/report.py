@@ -38,6 +38,16 @@ class Baseline:
     reference: pd.DataFrame
     settings: Monitoring
 
+    def __post_init__(self) -> None:
+        self._values: dict[str, cols.Values] = {}
+
+    def reference_values(self, column: Column) -> cols.Values:
+        """The reference's comparable values of a column, computed once for every window."""
+        if column.name not in self._values:
+            raw = self.reference.get(column.name, pd.Series([], dtype=object))
+            self._values[column.name] = cols.values(column, raw)
+        return self._values[column.name]
+
     @classmethod
     def from_folder(cls, model: str | Path) -> Baseline:
         from dlpipe.package import find_model_folder, read_manifest
@@ -75,17 +85,15 @@ def drift_table(baseline: Baseline, current: pd.DataFrame, absent: dict[str, int
     """Per feature: drift against the reference, with its data quality."""
     out = {}
     for column in baseline.columns:
-        reference = baseline.reference.get(column.name, pd.Series([], dtype=object))
+        reference, now = baseline.reference_values(column), cols.values(column, current[column.name])
         if column.type in EMBEDDED:
             out[column.name] = {"method": None, "score": None, "threshold": None, "drift": False, "psi": None}
             out[column.name]["note"] = f"{column.type} drift needs the encoder's embeddings; not measured yet"
         else:
-            ref_values, _, _ = cols.values(column, reference)
-            cur_values, _, _ = cols.values(column, current[column.name])
-            out[column.name] = column_drift(ref_values, cur_values, column.numeric)
+            out[column.name] = column_drift(reference[0], now[0], column.numeric)
         out[column.name]["type"] = column.type
         out[column.name]["quality"] = column_quality(
-            column, reference, current[column.name], absent.get(column.name, 0), baseline.known.get(column.name)
+            column, reference, now, absent.get(column.name, 0), baseline.known.get(column.name)
         )
     return out
 
@@ -159,8 +167,7 @@ def histograms(baseline: Baseline, rows: pd.DataFrame, bins: int = 20, top: int 
     for column in baseline.columns:
         if column.type in EMBEDDED:
             continue
-        ref, _, _ = cols.values(column, baseline.reference.get(column.name, pd.Series([], dtype=object)))
-        cur, _, _ = cols.values(column, current[column.name])
+        ref, cur = baseline.reference_values(column)[0], cols.values(column, current[column.name])[0]
         if not len(ref) or not len(cur):
             continue
         if column.numeric:
