@@ -13,6 +13,7 @@ from dlpipe.evaluate import predict_outputs, to_tensors
 from dlpipe.model import Head, Net
 from dlpipe.pipeline import Pipeline
 from dlpipe.ridge import ALPHAS, fit_ridge
+from dlpipe.train import fit_network
 
 
 @pytest.mark.parametrize("rows", [12, 60, 400])
@@ -53,3 +54,25 @@ def test_no_linear_state_for_classification():
     net = Net(prepared.preprocessor, prepared.spec.model)
     train = prepared.splits["train"]
     assert net.linear_state(to_tensors(train.inputs), torch.as_tensor(train.y)) is None
+
+
+def test_the_linear_candidate_is_kept_when_it_validates_better(tmp_path):
+    # a network that barely trains: the ridge validates better, and the run reports it as epoch 0
+    config = tiny_config("diabetes", "regression", training={"epochs": 2, "learning_rate": 1e-6})
+    result = Pipeline.from_dict(config).run(tmp_path)
+    assert result.metrics["best_epoch"] == 0
+    assert result.metrics["test"]["r2"] == pytest.approx(result.metrics["baseline"]["test"]["r2"], abs=2e-6)
+    off = Pipeline.from_dict({**config, "model": {**config["model"], "linear_candidate": False}}).run(tmp_path)
+    assert off.metrics["best_epoch"] == 2 and off.metrics["test"]["r2"] < result.metrics["test"]["r2"]
+
+
+def test_a_refit_of_zero_epochs_is_the_ridge_on_train_and_validation(diabetes):
+    net, head, state = fit_network(diabetes, refit_epochs=0)
+    assert state.epoch == 0 and state.best_epoch == -1
+    train, validation = diabetes.splits["train"], diabetes.splits["validation"]
+    both = {k: np.concatenate([v, validation.inputs[k]]) for k, v in train.inputs.items()}
+    reference = RidgeCV(alphas=np.array(ALPHAS)).fit(_design(both, None), np.concatenate([train.y, validation.y]))
+    test = diabetes.splits["test"].inputs
+    np.testing.assert_allclose(
+        predict_outputs(net, head, to_tensors(test)), reference.predict(_design(test, None)), atol=1e-5
+    )
