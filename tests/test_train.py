@@ -39,8 +39,10 @@ def setup(epochs=6, early_stopping=0):
     return net, head, train, prepared.spec.training, score
 
 
-def run(tmp_path, *, crash_after=None, resume=False, fingerprint="f"):
+def run(tmp_path, *, crash_after=None, resume=False, fingerprint="f", start=False):
     net, head, train, cfg, score = setup()
+    # any weights can compete as epoch 0; these zero the output layers, so they validate differently
+    candidate = {k: torch.zeros_like(v) if ".head." in k else v.clone() for k, v in net.state_dict().items()}
     if resume:
         torch.manual_seed(12345)  # a fresh process would not share the RNG state either
 
@@ -60,19 +62,22 @@ def run(tmp_path, *, crash_after=None, resume=False, fingerprint="f"):
             resume=resume,
             fingerprint=fingerprint,
             on_epoch=on_epoch,
+            start=candidate if start else None,
         )
     except Crash:
         return None, None
     return net.state_dict(), state
 
 
-def test_resume_continues_exactly(tmp_path):
+@pytest.mark.parametrize("start", [False, True])
+def test_resume_continues_exactly(tmp_path, start):
     (tmp_path / "a").mkdir()
     (tmp_path / "b").mkdir()
-    straight, state = run(tmp_path / "a")
-    run(tmp_path / "b", crash_after=3)
-    resumed, resumed_state = run(tmp_path / "b", resume=True)
+    straight, state = run(tmp_path / "a", start=start)
+    run(tmp_path / "b", crash_after=3, start=start)
+    resumed, resumed_state = run(tmp_path / "b", resume=True, start=start)
     assert resumed_state.epoch == state.epoch == 6
+    assert (resumed_state.best_epoch, resumed_state.best_score) == (state.best_epoch, state.best_score)
     assert [r["train_loss"] for r in resumed_state.history] == [r["train_loss"] for r in state.history]
     for key in straight:
         torch.testing.assert_close(resumed[key], straight[key], rtol=0, atol=0)
@@ -103,6 +108,25 @@ def test_early_stopping_restores_the_best_weights(tmp_path):
     assert state.best_epoch == 1 and state.epoch == 5  # stopped after 3 epochs without improvement
     for key, value in net.state_dict().items():
         torch.testing.assert_close(value, snapshots[1][key])
+
+
+@pytest.mark.parametrize(("start_value", "kept"), [(0.85, 1), (0.95, -1)])
+def test_a_start_competes_with_the_best_epoch_after_training(start_value, kept):
+    net, head, train, cfg, _ = setup(epochs=30, early_stopping=3)
+    start = {k: torch.full_like(v, 0.5) if v.is_floating_point() else v.clone() for k, v in net.state_dict().items()}
+    values = iter([0.5, 0.9, 0.6, 0.7, 0.8, start_value])  # early stopping follows the epochs alone
+    snapshots = []
+
+    def score(model):
+        snapshots.append({k: v.clone() for k, v in model.state_dict().items()})
+        return next(values), 0.0
+
+    state = fit(net, head, train, cfg, score=score, better=lambda a, b: b != b or a > b, start=start)
+    assert state.epoch == 5 and state.best_epoch == kept
+    assert state.best_score == (0.9 if kept == 1 else start_value)
+    expected = snapshots[1] if kept == 1 else start
+    for key, value in net.state_dict().items():
+        torch.testing.assert_close(value, expected[key])
 
 
 def test_lr_schedule_warms_up_then_decays_to_zero():

@@ -116,7 +116,10 @@ def verdict(metrics: dict[str, Any]) -> None:
             table.add_row(name, "", f"{value:.4f}", _fmt(baseline.get("test", {}).get(name)), "")
     out.print(table)
     if "epochs_run" in metrics:
-        out.print(f"trained {metrics['epochs_run']} epochs; kept the weights of epoch {metrics['best_epoch']}")
+        kept = f"the weights of epoch {metrics['best_epoch']}"
+        if metrics["best_epoch"] == 0:  # the linear candidate validated better than every epoch
+            kept = "the ridge fit of the linear path alone (epoch 0), which validated best"
+        out.print(f"trained {metrics['epochs_run']} epochs; kept {kept}")
     if baseline:
         out.print(f"baseline: {baseline['name']} fitted on the same training split")
     if metrics.get("unscored_test_rows"):

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+import numpy as np
 import torch
 from torch import nn
 from torch.nn import functional as F
@@ -60,6 +61,38 @@ class Net(nn.Module):
         self.combiner = make_combiner(spec, [e.out_dim for e in self.encoders])
         width = self.combiner.out_dim
         self.members = nn.ModuleList(Member(width, preprocessor.n_outputs, spec) for _ in range(spec.ensemble))
+        # a closed-form fit wants table columns side by side: rich inputs' encoders are random until trained
+        rich = any(features.get(cols[0].type).per_column for cols in groups.values())
+        self.tabular = spec.combiner == "concat" and not rich
+
+    @torch.no_grad()
+    def linear_state(self, inputs: dict[str, torch.Tensor], y: torch.Tensor) -> dict[str, torch.Tensor] | None:
+        """This network's weights with every skip path set to a ridge fit of `y` on the encoded `inputs`
+        (alpha by leave-one-out, as RidgeCV) and every MLP output layer at zero: loaded, the network
+        predicts exactly what the ridge does. The network itself is left as it was.
+
+        None for inputs other than tables, without a skip path, or with more than one output.
+        """
+        from dlpipe.ridge import MAX_ROWS, MAX_WIDTH, fit_ridge
+
+        if not self.tabular or any(m.skip is None or m.skip.out_features != 1 for m in self.members):
+            return None
+        # a seeded sample, not the first rows: files are often sorted (by target, by time)
+        rows = torch.from_numpy(np.sort(np.random.default_rng(0).permutation(len(y))[:MAX_ROWS]))
+        was_training = self.training
+        self.eval()
+        x = self.combiner([enc(inputs[k][rows]) for k, enc in zip(self.keys, self.encoders, strict=True)])
+        self.train(was_training)
+        if x.shape[1] > MAX_WIDTH:
+            return None
+        fit = fit_ridge(x.double().numpy(), y[rows].double().numpy())
+        state = {k: v.detach().clone() for k, v in self.state_dict().items()}
+        for i in range(len(self.members)):
+            state[f"members.{i}.skip.weight"] = torch.from_numpy(fit.coef.T).float()
+            state[f"members.{i}.skip.bias"] = torch.from_numpy(fit.intercept).float()
+            state[f"members.{i}.head.weight"].zero_()
+            state[f"members.{i}.head.bias"].zero_()
+        return state
 
     def forward(self, inputs: dict[str, torch.Tensor]) -> torch.Tensor:
         x = self.combiner([encoder(inputs[key]) for key, encoder in zip(self.keys, self.encoders, strict=True)])

@@ -119,12 +119,17 @@ def fit(
     fingerprint: str = "",
     on_epoch: Callable[[dict[str, Any], TrainState], None] | None = None,
     stop_after: int | None = None,
+    start: dict[str, torch.Tensor] | None = None,
 ) -> TrainState:
     """Train until `cfg.epochs` or early stopping; the model ends with its best weights.
 
     Without `score` (a refit on train + validation) nothing is held out: every epoch counts as the
     best, and `stop_after` ends training at the epoch the search found best while the learning-rate
     schedule keeps the shape it had over `cfg.epochs`.
+
+    `start` (weights, e.g. `Net.linear_state`) competes with the best epoch as epoch 0 (best_epoch
+    -1): scored on validation after training, it is kept when it validates better, and with
+    `stop_after` 0. Training itself starts from the model's own weights.
     """
     optimizer = make_optimizer(model, cfg)
     steps_per_epoch = max(1, len(train) // cfg.batch_size + (len(train) % cfg.batch_size > 1))
@@ -133,7 +138,7 @@ def fit(
     path = checkpoint_dir / CHECKPOINT if checkpoint_dir else None
     if resume:
         state, best = load_checkpoint(path, model, optimizer, fingerprint)
-    last = min(cfg.epochs, stop_after or cfg.epochs)
+    last = cfg.epochs if stop_after is None else min(cfg.epochs, stop_after)
     while state.epoch < last and not _patience_out(state, cfg):
         epoch = state.epoch
         torch.manual_seed(cfg.seed * 100_003 + epoch)  # dropout; identical on resume
@@ -162,6 +167,13 @@ def fit(
             save_checkpoint(path, model, optimizer, state, best)
         if on_epoch:
             on_epoch(record, state)
+    if start is not None and (score is not None or last == 0):
+        # scored after training, which it leaves alone (early stopping follows the epochs only), and
+        # recomputed rather than stored, so a resumed run compares exactly what it would have
+        model.load_state_dict(start)
+        value, val_loss = score(model) if score else (math.nan, math.nan)
+        if score is None or _improved(value, val_loss, state, better):
+            state.best_epoch, state.best_score, state.best_loss, best = -1, value, val_loss, start
     if best is not None:
         model.load_state_dict(best)
     return state
@@ -301,8 +313,10 @@ def fit_network(
 ) -> tuple[Net, Head, TrainState]:
     """Build the network `spec` describes (the prepared spec by default) and train it.
 
-    Validation scores every epoch and picks the weights kept. With `refit_epochs` the network
-    trains on train + validation for that many epochs instead, with nothing held out.
+    Validation scores every epoch and picks the weights kept; for regression on tables a ridge fit
+    of the skip path alone competes as epoch 0 (`model.linear_candidate`). With `refit_epochs` the
+    network trains on train + validation for that many epochs instead, with nothing held out (0:
+    the ridge fit on train + validation).
     """
     from dlpipe import metrics
     from dlpipe.evaluate import predict_outputs, split_targets, to_tensors
@@ -333,6 +347,9 @@ def fit_network(
             {k: torch.cat([v, validation.inputs[k]]) for k, v in train.inputs.items()},
             torch.cat([train.y, validation.y]),
         )
+    start = None
+    if head.kind == "regression" and spec.model.linear_candidate:
+        start = net.linear_state(train.inputs, train.y)
     state = fit(
         net,
         head,
@@ -345,6 +362,7 @@ def fit_network(
         fingerprint=fingerprint,
         on_epoch=on_epoch,
         stop_after=refit_epochs,
+        start=start,
     )
     return net, head, state
 

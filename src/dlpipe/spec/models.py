@@ -292,6 +292,11 @@ class ModelSpec(_Strict):
     )
     ensemble: Whole = Field(1, ge=1, le=64, description="networks trained together and averaged")
     skip: bool = Field(True, description="add a linear path from the encoded inputs to the output")
+    linear_candidate: bool = Field(
+        True,
+        description="regression on tables: a ridge fit of the skip path alone (alpha by leave-one-out) competes "
+        "with every epoch on validation, as epoch 0",
+    )
     combiner: Literal["concat", "transformer"] = Field(
         "concat", description="how the encoders' outputs meet: side by side, or as tokens through a transformer"
     )
