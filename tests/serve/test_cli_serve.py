@@ -14,9 +14,9 @@ from pathlib import Path
 import httpx
 import numpy as np
 import pytest
-from loopback import free_port, wine_config
 
 from dlpipe.pipeline import Pipeline
+from loopback import free_port, load, wine_config
 
 pytestmark = pytest.mark.slow
 
@@ -115,47 +115,15 @@ def test_a_missing_model_is_a_clear_error(tmp_path):
 
 
 def test_ten_thousand_requests_at_concurrency_64_have_no_errors_and_lose_no_row(model, tmp_path):
-    import asyncio
-    import collections
     import json
 
     from dlpipe.monitor.store import Store
 
     child, url = start(str(model), "--max-delay-ms", "2", cwd=tmp_path)
-    port = int(url.rsplit(":", 1)[1])
     bodies = [json.dumps({"instances": [row]}).encode() for row in rows(100)]
 
-    async def user(queue: asyncio.Queue, statuses: collections.Counter) -> None:
-        """One keep-alive connection sending requests one after another: plain HTTP/1.1, so the
-        client costs little beside the server on two cores (httpx took 4x longer)."""
-        reader, writer = await asyncio.open_connection("127.0.0.1", port)
-        try:
-            while not queue.empty():
-                body = bodies[queue.get_nowait() % len(bodies)]
-                head = "POST /predict HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
-                writer.write(f"{head}Content-Length: {len(body)}\r\n\r\n".encode() + body)
-                status = int((await reader.readline()).split()[1])
-                length = 0
-                while (line := await reader.readline()) not in (b"\r\n", b""):
-                    if line.lower().startswith(b"content-length:"):
-                        length = int(line.split(b":")[1])
-                answer = json.loads(await reader.readexactly(length))
-                statuses[status if len(answer.get("predictions", [])) == 1 else "wrong body"] += 1
-        except (OSError, asyncio.IncompleteReadError, ValueError) as exc:
-            statuses[type(exc).__name__] += 1
-        finally:
-            writer.close()
-
-    async def load() -> collections.Counter:
-        statuses: collections.Counter = collections.Counter()
-        queue: asyncio.Queue[int] = asyncio.Queue()
-        for i in range(10_000):
-            queue.put_nowait(i)
-        await asyncio.gather(*(user(queue, statuses) for _ in range(64)))
-        return statuses
-
     try:
-        statuses = asyncio.run(load())
+        statuses = load(url, bodies, requests=10_000, concurrency=64)
         metrics = httpx.get(f"{url}/metrics").text
     finally:
         child.send_signal(signal.SIGTERM)

@@ -59,6 +59,7 @@ class Store:
             parsed = sa.engine.make_url(url)
         except Exception as exc:
             raise DataError(f"not a valid database URL: {exc}", where="monitoring.store") from None
+        parsed = _with_installed_driver(parsed)
         self.url = shown(url)
         self.sqlite = parsed.get_backend_name() == "sqlite"
         try:
@@ -130,6 +131,17 @@ class Store:
 
     def dispose(self) -> None:
         self.engine.dispose()
+
+
+def _with_installed_driver(url: sa.engine.URL) -> sa.engine.URL:
+    """`postgresql://` means psycopg2 to SQLAlchemy; use psycopg 3 when only that one is installed."""
+    if url.drivername != "postgresql":
+        return url
+    import importlib.util
+
+    if importlib.util.find_spec("psycopg2") is None and importlib.util.find_spec("psycopg") is not None:
+        return url.set(drivername="postgresql+psycopg")
+    return url
 
 
 def _sqlite_pragmas(connection: Any, record: Any) -> None:
