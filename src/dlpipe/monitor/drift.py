@@ -89,9 +89,10 @@ def _shares(reference: np.ndarray, current: np.ndarray, bins: int | None = None)
     if bins is None:
         ref, cur = _counts(reference, current)
     else:
-        edges = np.histogram_bin_edges(np.concatenate([reference, current]), bins=bins)
-        ref = np.histogram(reference, edges)[0].astype(float)
-        cur = np.histogram(current, edges)[0].astype(float)
+        # equal-width bins over both samples, given as a range: numpy's fast path, not a search per value
+        span = (min(reference.min(), current.min()), max(reference.max(), current.max()))
+        ref = np.histogram(reference, bins, range=span)[0].astype(float)
+        cur = np.histogram(current, bins, range=span)[0].astype(float)
     ref, cur = ref / ref.sum(), cur / cur.sum()
     for shares in (ref, cur):
         positive = shares[shares > 0]
