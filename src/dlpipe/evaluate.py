@@ -105,6 +105,10 @@ def evaluate_splits(
     _, decode = split_targets(prepared, "train")
     output = decode(predict_outputs(net, head, to_tensors({k: v[rows] for k, v in train.inputs.items()})))
     sample: dict[str, Any] = {"frame": train.frame.iloc[rows].reset_index(drop=True)}
+    from dlpipe.monitor.embeddings import embed_inputs
+
+    # text, image and audio drift is measured on the encoders' outputs: keep the sample's
+    sample["embeddings"] = embed_inputs(net, prepared.preprocessor, {k: v[rows] for k, v in train.inputs.items()})
     if classes:
         sample["prediction"] = np.asarray(classes, dtype=object)[output.argmax(1)]
         sample["probabilities"] = {c: output[:, i] for i, c in enumerate(classes)}

@@ -68,11 +68,14 @@ def save_model(
     metrics: dict[str, Any],
     reference: pd.DataFrame,
     example: dict[str, np.ndarray] | None = None,
+    embeddings: dict[str, np.ndarray] | None = None,
 ) -> Path:
     """Write the model folder in a temporary sibling and rename it into place: never half-written.
 
     With `example` (a few preprocessed rows) the network is also exported to model.onnx, checked
     against PyTorch on those rows; when that fails the manifest says why and serving uses PyTorch.
+    `embeddings` (column -> the reference rows' encoder outputs) are what monitoring compares
+    text, image and audio inputs with.
     """
     from safetensors.torch import save_file
 
@@ -85,6 +88,13 @@ def save_model(
         save_file({k: v.detach().contiguous() for k, v in net.state_dict().items()}, str(tmp / WEIGHTS))
         reference.to_parquet(tmp / REFERENCE, index=False)
         files = [WEIGHTS, REFERENCE]
+        if embeddings:
+            from safetensors.numpy import save_file as save_arrays
+
+            from dlpipe.monitor.embeddings import FILE
+
+            save_arrays({k: np.ascontiguousarray(v) for k, v in embeddings.items()}, str(tmp / FILE))
+            files.append(FILE)
         onnx: dict[str, Any] | None = None
         if example is not None and onnx_wanted():
             from dlpipe.export.onnx import ExportFailed, export_onnx

@@ -187,6 +187,7 @@ class Pipeline:
             metrics={k: metrics[k] for k in ("validation", "test", "goal")},
             reference=_reference(results["train_sample"]),
             example={k: v[:EXAMPLE_ROWS] for k, v in prepared.splits["train"].inputs.items()},
+            embeddings=results["train_sample"].get("embeddings"),
         )
         onnx = json.loads((folder / "model" / "model.json").read_text()).get("onnx", {})
         if "error" in onnx:

@@ -11,6 +11,10 @@ from dlpipe.monitor.drift import METHODS, choose, column_drift, psi
 
 def _sample(method: str, rng: np.random.Generator, n: int, shifted: bool) -> np.ndarray:
     data = METHODS[method].data
+    if data == "embedding":  # rows of vectors, as an encoder gives them; the shift moves a few dimensions
+        vectors = rng.normal(0.0, 1.0, (n, 16))
+        vectors[:, :3] += 0.3 if shifted else 0.0
+        return vectors
     if data == "numeric":
         return rng.normal(0.5 if shifted else 0.0, 1.0, n)
     if method == "z":
@@ -20,7 +24,7 @@ def _sample(method: str, rng: np.random.Generator, n: int, shifted: bool) -> np.
 
 def _sizes(method: str) -> tuple[int, int]:
     # tests are Evidently's choice for references of <= 1000 rows, distances above
-    return (800, 500) if METHODS[method].kind == "p_value" else (5000, 2000)
+    return (5000, 2000) if METHODS[method].kind == "distance" else (800, 500)
 
 
 @pytest.mark.parametrize("method", sorted(METHODS))
@@ -30,7 +34,7 @@ def test_quiet_on_samples_of_one_distribution(method):
     reference = _sample(method, rng, ref_rows, shifted=False)
     check = METHODS[method].check
     flagged = [check(reference, _sample(method, rng, cur_rows, shifted=False))["drift"] for _ in range(40)]
-    # a 5% test flags about 2 of 40 by chance; a distance should flag none
+    # a 5% test flags about 2 of 40 by chance; a distance or a domain classifier should flag none
     assert sum(flagged) <= (5 if METHODS[method].kind == "p_value" else 0)
 
 
@@ -72,3 +76,13 @@ def test_an_unseen_category_is_drift_and_empty_samples_are_not_judged():
     reference = np.array(["a", "b"] * 100 + ["c"] * 50)
     assert column_drift(reference, np.array(["a", "b", "z"] * 30), numeric=False)["drift"]
     assert column_drift(reference, np.array([], dtype=str), numeric=False)["method"] is None
+
+
+def test_embedding_drift_needs_enough_rows_of_one_width():
+    from dlpipe.monitor.drift import embedding_drift
+
+    rng = np.random.default_rng(3)
+    assert embedding_drift(rng.normal(size=(100, 8)), rng.normal(size=(5, 8)))["method"] is None
+    assert embedding_drift(rng.normal(size=(100, 8)), rng.normal(size=(100, 4)))["method"] is None
+    shifted = embedding_drift(rng.normal(size=(300, 8)), rng.normal(1.0, 1.0, size=(300, 8)))
+    assert shifted["method"] == "domain_classifier" and shifted["drift"] and shifted["score"] > 0.9

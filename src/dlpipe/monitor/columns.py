@@ -10,9 +10,10 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from dlpipe.monitor.embeddings import EMBEDDED
+
 NUMERIC = ("numeric", "datetime")
 CATEGORICAL = ("category", "binary")
-EMBEDDED = ("text", "image", "audio")  # compared by a domain classifier on embeddings, not by value
 
 
 @dataclass(frozen=True)
@@ -29,7 +30,11 @@ Values = tuple[np.ndarray, np.ndarray, int]
 
 
 def values(column: Column, raw: pd.Series) -> Values:
-    """(comparable values without the missing ones, a mask of missing rows, values of the wrong kind)."""
+    """(comparable values without the missing ones, a mask of missing rows, values of the wrong kind).
+    Text, image and audio values are compared on embeddings instead: only their missing rows count."""
+    if column.type in EMBEDDED:
+        missing = raw.isna().to_numpy() if len(raw) else np.zeros(0, bool)
+        return np.zeros(0), missing, 0
     if column.type == "datetime":
         parsed = pd.to_datetime(raw, errors="coerce", utc=True, format="mixed")
         missing = parsed.isna().to_numpy()

@@ -22,10 +22,10 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from dlpipe.monitor.embeddings import EMBEDDED, as_stored
 from dlpipe.monitor.store import Store
 
 BATCH_ROWS = 1000  # rows per insert
-MEDIA = ("image", "audio")
 
 
 @dataclass
@@ -63,11 +63,14 @@ class Recorder:
         max_text_chars: int = 2000,
         counters: Counters | None = None,
         flush_seconds: float = 10.0,
+        embed: Callable[[pd.DataFrame], dict[str, np.ndarray]] | None = None,
     ) -> None:
         self.url, self.model, self.version, self.types = url, model, version, types
         self.queue_rows, self.raw_media, self.max_text_chars = queue_rows, raw_media, max_text_chars
         self.counters = counters or Counters()
         self.flush_seconds = flush_seconds
+        # the encoders' outputs of text, image and audio columns, stored for drift (in this thread)
+        self.embed = embed if any(t in EMBEDDED for t in types.values()) else None
         self.buffer: deque[Entry] = deque()
         self.buffered = 0  # rows in the buffer
         self.cond = threading.Condition()
@@ -145,7 +148,10 @@ class Recorder:
                     return
                 batch = self._take()
             try:
-                rows = [row for entry in batch for row in self.rows(entry)]
+                embedded = self._embeddings(batch)
+                rows = [
+                    row for entry, vectors in zip(batch, embedded, strict=True) for row in self.rows(entry, vectors)
+                ]
                 self.store().add_predictions(rows)
             except Exception as exc:  # unreachable, locked, full: keep the batch and retry
                 self.last_error = f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"
@@ -164,12 +170,34 @@ class Recorder:
             self.counters.totals["stored"] += written
             self.counters.stored(written)
 
-    def rows(self, entry: Entry) -> list[dict[str, Any]]:
-        """The store's rows for one request: inputs as JSON, media and long texts as a hash."""
+    def _embeddings(self, batch: list[Entry]) -> list[dict[str, np.ndarray]]:
+        """Each entry's embeddings, from one encoder call over the batch; none when that fails."""
+        if self.embed is None:
+            return [{} for _ in batch]
+        try:
+            frame = pd.concat([e.frame for e in batch], ignore_index=True) if len(batch) > 1 else batch[0].frame
+            vectors = self.embed(frame)
+        except Exception:  # the rows are still worth storing; drift then skips them
+            return [{} for _ in batch]
+        out, start = [], 0
+        for entry in batch:
+            end = start + len(entry.ids)
+            out.append({name: v[start:end] for name, v in vectors.items()})
+            start = end
+        return out
+
+    def rows(self, entry: Entry, vectors: dict[str, np.ndarray] | None = None) -> list[dict[str, Any]]:
+        """The store's rows for one request: inputs as JSON, media and long texts as a hash, with the
+        encoders' outputs (`vectors`) for text, image and audio columns."""
         columns = {name: entry.frame[name].tolist() for name in entry.frame.columns}
+        vectors = vectors or {}
         out = []
         for i, row_id in enumerate(entry.ids):
             inputs = {name: self._value(values[i], self.types.get(name, "")) for name, values in columns.items()}
+            for name, matrix in vectors.items():
+                if inputs.get(name) is not None:
+                    kept = inputs[name] if isinstance(inputs[name], dict) else {"text": inputs[name]}
+                    inputs[name] = {**kept, "embedding": as_stored(matrix[i])}
             probabilities = None
             if entry.probabilities is not None:
                 probabilities = json.dumps([round(float(p), 6) for p in entry.probabilities[i]])

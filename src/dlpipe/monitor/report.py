@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import math
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -16,7 +16,8 @@ import pandas as pd
 from dlpipe.errors import ArtifactError
 from dlpipe.monitor import columns as cols
 from dlpipe.monitor.columns import EMBEDDED, Column
-from dlpipe.monitor.drift import column_drift
+from dlpipe.monitor.drift import column_drift, embedding_drift
+from dlpipe.monitor.embeddings import FILE, stored_matrix
 from dlpipe.monitor.performance import estimate, live, worse_than
 from dlpipe.monitor.quality import column_quality, known_levels
 from dlpipe.spec import Monitoring
@@ -37,6 +38,7 @@ class Baseline:
     known: dict[str, set[str]]
     reference: pd.DataFrame
     settings: Monitoring
+    embeddings: dict[str, np.ndarray] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         self._values: dict[str, cols.Values] = {}
@@ -70,7 +72,14 @@ class Baseline:
             known={c["name"]: known_levels(c.get("state", {})) for c in pre["columns"]},
             reference=pd.read_parquet(folder / "reference.parquet"),
             settings=Monitoring(**pipeline.get("monitoring", {})),
+            embeddings=_embeddings(folder) if FILE in manifest["files"] else {},
         )
+
+
+def _embeddings(folder: Path) -> dict[str, np.ndarray]:
+    from safetensors.numpy import load_file
+
+    return load_file(str(folder / FILE))
 
 
 def split_windows(rows: int, size: int) -> list[tuple[int, int]]:
@@ -87,8 +96,8 @@ def drift_table(baseline: Baseline, current: pd.DataFrame, absent: dict[str, int
     for column in baseline.columns:
         reference, now = baseline.reference_values(column), cols.values(column, current[column.name])
         if column.type in EMBEDDED:
-            out[column.name] = {"method": None, "score": None, "threshold": None, "drift": False, "psi": None}
-            out[column.name]["note"] = f"{column.type} drift needs the encoder's embeddings; not measured yet"
+            reference_vectors = baseline.embeddings.get(column.name, np.zeros((0, 0)))
+            out[column.name] = embedding_drift(reference_vectors, stored_matrix(current[column.name]))
         else:
             out[column.name] = column_drift(reference[0], now[0], column.numeric)
         out[column.name]["type"] = column.type

@@ -79,6 +79,12 @@ class Runtime:
         labels = np.asarray(self.classes, dtype=object)[out.argmax(1)]
         return Prediction(labels, out)
 
+    def embed(self, frame: pd.DataFrame) -> dict[str, np.ndarray]:
+        """The encoders' outputs for the text, image and audio columns (for monitoring), in PyTorch."""
+        from dlpipe.monitor.embeddings import embed_frame
+
+        return embed_frame(self.model.net, self.model.preprocessor, frame)
+
     def warm_up(self) -> None:
         """One prediction on a reference row, so the first request does not pay for lazy setup."""
         reference = self.model.folder / "reference.parquet"

@@ -56,6 +56,7 @@ def make_recorder(runtime: Runtime, monitoring: Monitoring) -> Recorder | None:
         queue_rows=monitoring.queue_rows,
         raw_media=monitoring.raw_media,
         max_text_chars=monitoring.max_text_chars,
+        embed=runtime.embed,
     )
     recorder.store()  # a malformed URL or a missing driver is the user's to fix now, not a lost row later
     return recorder
