@@ -5,6 +5,7 @@ NannyML's CBPE): each row's probabilities stand in for its unknown label."""
 from __future__ import annotations
 
 import math
+import warnings
 from typing import Any
 
 import numpy as np
@@ -14,6 +15,12 @@ from dlpipe import metrics as registry
 
 def live(task: str, classes: list[str] | None, predictions: np.ndarray, probabilities: Any, labels: list) -> dict:
     """Every metric of the task on the labelled rows; `labelled` and `coverage` say how many there were."""
+    with warnings.catch_warnings():  # a window may lack some classes: scikit-learn says so each time
+        warnings.simplefilter("ignore")
+        return _live(task, classes, predictions, probabilities, labels)
+
+
+def _live(task: str, classes: list[str] | None, predictions: np.ndarray, probabilities: Any, labels: list) -> dict:
     known = np.array([label is not None for label in labels], dtype=bool)
     out: dict[str, Any] = {"labelled": int(known.sum()), "coverage": float(known.mean()) if len(known) else 0.0}
     if not known.any():

@@ -25,17 +25,20 @@ def print_report(report: dict[str, Any]) -> None:
     out.print(
         escape(
             f"{report['model']} (version {report['version']}): {report['rows']} predictions from {first} to "
-            f"{last} UTC, {len(windows)} windows of {report['window']} rows; the latest window:"
+            f"{last} UTC, {len(windows)} window{'s' if len(windows) > 1 else ''} of {report['window']} rows; "
+            "the latest:"
         ),
         soft_wrap=True,
     )
-    table = Table("feature", "type", "method", "score", "threshold", "drift", "psi", "missing", "out of range")
+    table = Table(box=None, pad_edge=False)
+    table.add_column("feature", overflow="fold", min_width=12)
+    for header in ("method", "score", "threshold", "drift", "psi", "missing", "outside"):
+        table.add_column(header, no_wrap=True)
     for name, feature in report["features"].items():
         quality = report["quality"][name]
         outside = quality.get("out_of_range", quality.get("unseen"))
         table.add_row(
             escape(name),
-            feature["type"],
             feature.get("method") or "-",
             _number(feature.get("score")),
             _number(feature.get("threshold"), 2),
@@ -57,7 +60,7 @@ def print_report(report: dict[str, Any]) -> None:
     line += f", live {_number(live)} on {performance['labelled']} labels ({performance['coverage']:.0%})"
     if metric in performance.get("estimated", {}):
         line += f", estimated without labels {performance['estimated'][metric]:.4f}"
-    out.print(escape(line))
+    out.print(escape(line), soft_wrap=True)
     if report["alerts"]:
         for alert in report["alerts"]:
             out.print(f"[red]ALERT[/] {alert['kind']}: {escape(alert['message'])}", soft_wrap=True)

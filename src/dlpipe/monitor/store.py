@@ -65,7 +65,11 @@ class Store:
         try:
             self.engine = sa.create_engine(parsed, pool_pre_ping=not self.sqlite)
         except Exception as exc:  # a missing driver, say
-            raise DataError(f"cannot use this database: {exc}", where=self.url) from None
+            raise DataError(
+                f"cannot use this database: {exc}",
+                where=self.url,
+                fix="a SQLAlchemy URL such as sqlite:///dlpipe-monitor.db or postgresql://user@host/db",
+            ) from None
         if self.sqlite:
             sa.event.listen(self.engine, "connect", _sqlite_pragmas)
         self._ready = False
