@@ -20,6 +20,7 @@ from conftest import ROOT
         ("image_cache.py", "ratio first pass / second pass"),
         ("tuning.py", "ratio epochs pruned / unpruned"),
         ("serve.py", "ratio dlpipe / minimal throughput at concurrency 64"),
+        ("drift.py", "ratio dlpipe / scipy loop"),
     ],
 )
 def test_benchmark_runs(script, expected):
