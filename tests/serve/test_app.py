@@ -11,10 +11,10 @@ import httpx
 import numpy as np
 import pandas as pd
 import pytest
-from loopback import running, wine_config
 
 from conftest import dlpipe
 from dlpipe.pipeline import Pipeline
+from loopback import running, wine_config
 
 pytestmark = pytest.mark.slow
 

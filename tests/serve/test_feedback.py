@@ -6,10 +6,10 @@ import json
 
 import httpx
 import pytest
-from loopback import running, wine_config
 
 from dlpipe.monitor.store import Store
 from dlpipe.pipeline import Pipeline
+from loopback import running, wine_config
 
 pytestmark = pytest.mark.slow
 
@@ -78,6 +78,8 @@ def test_client_ids_and_feedback_join(wine):
         ({"id": "x"}, 'must be {"id": ..., "label": ...}'),
         ([{"id": "x", "label": "class_0"}, {"id": "y", "label": None}], "feedback[1]: label must be one of"),
         ([], "non-empty list"),
+        ({"id": "x", "label": " "}, "label is empty"),
+        ({"id": "x", "label": ""}, "label is empty"),
         ("class_0", 'must be {"id"'),
     ],
 )
@@ -85,6 +87,14 @@ def test_bad_feedback_is_a_400_naming_the_item(wine, body, expected):
     url, _, _ = wine
     response = httpx.post(f"{url}/feedback", json=body)
     assert response.status_code == 400 and expected in response.json()["error"]
+
+
+def test_nan_label_is_a_400(wine):
+    url, _, _ = wine
+    response = httpx.post(
+        f"{url}/feedback", content=b'{"id": "x", "label": NaN}', headers={"content-type": "application/json"}
+    )
+    assert response.status_code == 400 and "label is empty" in response.json()["error"]
 
 
 def test_bad_client_ids_are_refused(wine):

@@ -9,11 +9,11 @@ import httpx
 import numpy as np
 import pandas as pd
 import pytest
-from loopback import running
 from PIL import Image
 
 from conftest import dlpipe
 from dlpipe.pipeline import Pipeline
+from loopback import running
 
 pytestmark = pytest.mark.slow
 

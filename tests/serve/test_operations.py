@@ -6,10 +6,10 @@ import asyncio
 
 import httpx
 import pytest
-from loopback import running, wine_config
 
 from dlpipe.pipeline import Pipeline
 from dlpipe.serve.app import Settings
+from loopback import running, wine_config
 
 pytestmark = pytest.mark.slow
 

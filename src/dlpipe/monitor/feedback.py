@@ -10,6 +10,8 @@ import math
 from pathlib import Path
 from typing import Any
 
+import pandas as pd
+
 from dlpipe.monitor.store import MAX_ID
 
 MAX_LABELS = 100_000  # labels in one request
@@ -32,6 +34,8 @@ def check_label(value: Any, classes: list[str] | None) -> Any:
     if isinstance(value, dict | list) or value is None:
         raise ValueError(f"label must be one of the classes {classes[:10]}; received {value!r}")
     label = clean_label(value)
+    if label is pd.NA:
+        raise ValueError(f"label is empty; send one of the classes {classes[:10]}")
     if label not in classes:
         raise ValueError(f"unknown class {str(value)[:40]!r}; the model's classes are {classes[:10]}")
     return label
@@ -68,8 +72,6 @@ def parse_feedback(doc: Any, classes: list[str] | None) -> list[tuple[str, Any]]
 
 def read_labels(path: str | Path, classes: list[str] | None) -> list[tuple[str, Any]]:
     """A CSV file of `id,label` rows, checked; a mistake is a DataError naming the file and line."""
-    import pandas as pd
-
     from dlpipe.errors import DataError
 
     path = Path(path)
