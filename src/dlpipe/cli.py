@@ -179,10 +179,13 @@ def cmd_monitor(args: argparse.Namespace) -> int:
     """Drift, data quality, live performance and alerts from the prediction store. Exit 4 on an alert."""
     import json
 
+    from dlpipe.errors import ConfigError
     from dlpipe.monitor.report import clean_json, monitor
 
+    if args.windows < 1 or (args.window is not None and args.window < 10):
+        raise ConfigError("--windows must be at least 1 and --window at least 10 rows")
     since = _since(args.since) if args.since else None
-    report = clean_json(monitor(args.model, store=args.store, since=since, window=args.window))
+    report = clean_json(monitor(args.model, store=args.store, since=since, window=args.window, windows=args.windows))
     if args.json:
         _echo(json.dumps(report, indent=2))
     else:
@@ -339,6 +342,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--store", help="prediction store URL (default: the model's monitoring.store)")
     p.add_argument("--since", help="only predictions since then: a duration back from now (24h, 7d) or an ISO time")
     p.add_argument("--window", type=int, help="rows per window (default: monitoring.window, 1000)")
+    p.add_argument("--windows", type=int, default=50, help="how many of the latest windows to read (default 50)")
     p.add_argument("--json", action="store_true", help="print the report as JSON")
     p.add_argument("--html", help="also write a self-contained dashboard to this file")
     p.set_defaults(func=cmd_monitor)

@@ -86,3 +86,15 @@ def test_monitor_since_leaves_older_rows_out(logged, tmp_path):
     assert empty["rows"] == 0 and empty["alerts"] == [] and empty["windows"] == []
     recent = json.loads(dlpipe("monitor", str(model), "--store", store, "--since", "1h", "--json").stdout)
     assert recent["rows"] == Store(store).count("wine")
+
+
+def test_only_the_latest_windows_are_read(logged):
+    from dlpipe.monitor.report import monitor
+
+    model, store, _, _, _ = logged
+    report = monitor(model, store=store, window=10, windows=2, notify=False)
+    assert report["rows"] == 20 and len(report["windows"]) == 2
+    newest = Store(store).predictions("wine", latest=20)
+    assert newest["id"].tolist() == Store(store).predictions("wine")["id"].tolist()[-20:]
+    done = dlpipe("monitor", str(model), "--store", store, "--windows", "0")
+    assert done.returncode == 2 and "--windows must be at least 1" in done.stderr

@@ -234,10 +234,11 @@ def monitor(
     since: float | None = None,
     window: int | None = None,
     notify: bool = True,
+    windows: int = 50,
 ) -> dict[str, Any]:
     """The monitoring report of a model's logged predictions: per window and for the latest one.
     With `notify`, active alerts go to the configured webhook (its URL, which may hold a secret, is
-    never part of the report)."""
+    never part of the report). Only the latest `windows` windows are read: a store of months stays quick."""
     from dlpipe.monitor.store import Store, shown
 
     baseline = Baseline.from_folder(model)
@@ -248,15 +249,13 @@ def monitor(
 
         raise ConfigError("no prediction store", where="monitoring.store", fix="pass --store URL")
     size = window or settings.window
-    rows = _read(Store(url), baseline.name)
-    if since is not None:
-        rows = rows[rows["time"] >= since].reset_index(drop=True)
+    rows = _read(Store(url), baseline.name, since, windows * size)
     bounds = split_windows(len(rows), size)
-    windows = [window_report(baseline, rows.iloc[a:b]) for a, b in bounds]
-    for item in windows:
+    reports = [window_report(baseline, rows.iloc[a:b]) for a, b in bounds]
+    for item in reports:
         item["conditions"] = conditions(baseline, item)
-    alerts = active_alerts(windows, settings.consecutive)
-    latest = windows[-1] if windows else None
+    alerts = active_alerts(reports, settings.consecutive)
+    latest = reports[-1] if reports else None
     report = {
         "model": baseline.name,
         "version": baseline.version,
@@ -272,7 +271,7 @@ def monitor(
         "prediction": latest["prediction"] if latest else {},
         "quality": {k: v["quality"] for k, v in latest["features"].items()} if latest else {},
         "performance": latest["performance"] if latest else {},
-        "windows": windows,
+        "windows": reports,
         "histograms": histograms(baseline, rows.iloc[bounds[-1][0] : bounds[-1][1]]) if bounds else {},
     }
     if notify and alerts and settings.webhook:
@@ -283,11 +282,11 @@ def monitor(
     return report
 
 
-def _read(store: Any, model: str) -> pd.DataFrame:
+def _read(store: Any, model: str, since: float | None, latest: int) -> pd.DataFrame:
     from dlpipe.errors import DataError
 
     try:
-        return store.predictions(model)
+        return store.predictions(model, since=since, latest=latest)
     except Exception as exc:
         first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
         raise DataError(f"cannot read the prediction store: {first}", where=store.url) from None

@@ -108,22 +108,26 @@ class Store:
                 conn.execute(insert, rows[start : start + 5000])
         return len(rows)
 
-    def predictions(self, model: str, since: float | None = None, until: float | None = None) -> pd.DataFrame:
-        """The model's predictions in time order, with their feedback label (None when there is none)."""
+    def predictions(
+        self, model: str, since: float | None = None, until: float | None = None, latest: int | None = None
+    ) -> pd.DataFrame:
+        """The model's predictions in time order (only the `latest` rows, if given), with their feedback
+        label (None when there is none)."""
         self.ensure()
         p, f = PREDICTIONS, FEEDBACK
-        query = (
-            sa.select(p, f.c.label.label("label"))
-            .select_from(p.outerjoin(f, p.c.id == f.c.id))
-            .where(p.c.model == model)
-            .order_by(p.c.time, p.c.id)
-        )
+        query = sa.select(p, f.c.label.label("label")).select_from(p.outerjoin(f, p.c.id == f.c.id))
+        query = query.where(p.c.model == model)
         if since is not None:
             query = query.where(p.c.time >= since)
         if until is not None:
             query = query.where(p.c.time < until)
+        if latest is not None:  # newest first up to the limit (the time index), then back in time order
+            query = query.order_by(p.c.time.desc(), p.c.id.desc()).limit(latest)
+        else:
+            query = query.order_by(p.c.time, p.c.id)
         with self.engine.connect() as conn:
-            return pd.read_sql_query(query, conn)
+            frame = pd.read_sql_query(query, conn)
+        return frame.iloc[::-1].reset_index(drop=True) if latest is not None else frame
 
     def count(self, model: str | None = None) -> int:
         self.ensure()
