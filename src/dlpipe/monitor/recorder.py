@@ -26,6 +26,7 @@ from dlpipe.monitor.embeddings import EMBEDDED, as_stored
 from dlpipe.monitor.store import Store
 
 BATCH_ROWS = 1000  # rows per insert
+LINGER_SECONDS = 0.1  # how long the writer waits for more rows before an insert
 
 
 @dataclass
@@ -142,6 +143,10 @@ class Recorder:
             with self.cond:
                 while not self.buffer and not self.stopping:
                     self.cond.wait()
+                # gather rows for a moment: one insert per request cost a request ~1 ms at concurrency 1
+                linger = time.monotonic() + LINGER_SECONDS
+                while self.buffered < BATCH_ROWS and not self.stopping and (left := linger - time.monotonic()) > 0:
+                    self.cond.wait(left)
                 if self.stopping and deadline is None:
                     deadline = time.monotonic() + self.flush_seconds
                 if not self.buffer or (deadline is not None and time.monotonic() > deadline):

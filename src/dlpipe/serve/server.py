@@ -58,7 +58,10 @@ def make_recorder(runtime: Runtime, monitoring: Monitoring) -> Recorder | None:
         max_text_chars=monitoring.max_text_chars,
         embed=runtime.embed,
     )
-    recorder.store()  # a malformed URL or a missing driver is the user's to fix now, not a lost row later
+    store = recorder.store()  # a malformed URL or a missing driver is the user's to fix now, not a lost row later
+    import sys
+
+    print(f"logging predictions to {store.url} (dlpipe monitor reads them)", file=sys.stderr)
     return recorder
 
 
