@@ -172,7 +172,12 @@ def json_default(value: Any) -> Any:
 
 
 def find_model_folder(path: str | Path) -> Path:
-    """A model folder, or the `model/` inside a run folder."""
+    """A model folder, the `model/` inside a run folder, or a registry reference (`models:/NAME@ALIAS`,
+    `models:/NAME/VERSION`, looked up in DLPIPE_REGISTRY or ./dlpipe-registry)."""
+    from dlpipe.registry import Registry, is_reference, registry_root
+
+    if is_reference(path):
+        return Registry(registry_root()).resolve(str(path))
     path = Path(path)
     if (path / MANIFEST).is_file():
         return path

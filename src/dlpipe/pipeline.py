@@ -59,6 +59,7 @@ class RunResult:
     folder: Path
     metrics: dict[str, Any]
     seconds: dict[str, float] = field(default_factory=dict)
+    data_fingerprint: str | None = None
 
     @property
     def passed(self) -> bool:
@@ -196,7 +197,7 @@ class Pipeline:
         metrics["seconds"] = seconds
         write_json(folder / "metrics.json", metrics)  # written last: its presence marks a finished run
         (folder / "checkpoint.safetensors").unlink(missing_ok=True)
-        return RunResult(folder, metrics, seconds)
+        return RunResult(folder, metrics, seconds, data_fingerprint(prepared))
 
 
 def _tuning_metrics(tuned: Any) -> dict[str, Any]:
@@ -244,6 +245,13 @@ def summarise(prepared: Prepared) -> list[str]:
 def _fingerprint(spec: PipelineSpec, prepared: Prepared) -> str:
     """Identifies config and data, so --resume refuses a checkpoint of anything else."""
     digest = hashlib.sha256(spec.to_yaml().encode())
+    digest.update(data_fingerprint(prepared).encode())
+    return digest.hexdigest()[:16]
+
+
+def data_fingerprint(prepared: Prepared) -> str:
+    """Identifies the prepared data of every split (the registry's lineage records it)."""
+    digest = hashlib.sha256()
     for name in sorted(prepared.splits):
         split = prepared.splits[name]
         for key in sorted(split.inputs):

@@ -212,4 +212,7 @@ def _resolve_paths(spec: PipelineSpec, base: Path) -> PipelineSpec:
     data = spec.data.model_copy(
         update={"source": fix(spec.data.source), "validation": fix(spec.data.validation), "test": fix(spec.data.test)}
     )
-    return spec.model_copy(update={"data": data})
+    update: dict[str, Any] = {"data": data}
+    if spec.registry is not None:
+        update["registry"] = fix(spec.registry)
+    return spec.model_copy(update=update)

@@ -342,6 +342,9 @@ class PipelineSpec(_Strict):
     training: Training = Field(default_factory=Training)
     tuning: Tuning | None = Field(None, description="hyperparameter search; absent trains once")
     serving: Serving = Field(default_factory=Serving, description="how `dlpipe serve` runs the model")
+    registry: str | None = Field(
+        None, description="the model registry folder (relative to this file); default dlpipe-registry beside runs/"
+    )
     monitoring: Monitoring = Field(
         default_factory=Monitoring, description="the prediction store and how `dlpipe monitor` judges it"
     )
