@@ -74,7 +74,49 @@ def cmd_delete(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_retrain(args: argparse.Namespace) -> int:
+    """A challenger on fresh data and feedback, promoted only if better on the newest rows: exit 0, else 5."""
+    from rich.markup import escape
+    from rich.table import Table
+
+    from dlpipe.console import ProgressReporter, out
+    from dlpipe.retrain import EXIT_KEPT, retrain
+
+    reporter = ProgressReporter(args.quiet)
+    try:
+        outcome = retrain(args.pipeline, args.run_dir, store=args.store, reporter=reporter)
+    finally:
+        reporter.close()
+    c = outcome.comparison
+    table = Table("on the newest rows", "champion", "challenger", box=None, pad_edge=False)
+    for name, value in c["champion"]["holdout"].items():
+        table.add_row(name, f"{value:.4f}", f"{c['challenger']['holdout'][name]:.4f}")
+    out.print(
+        escape(
+            f"holdout: the newest {c['holdout_rows']} rows; challenger trained on {c['training_rows']} rows "
+            f"({c['feedback_rows']} from feedback); champion version {c['champion']['version']}"
+        ),
+        soft_wrap=True,
+    )
+    out.print(table)
+    version = c["challenger"].get("version")
+    if outcome.promoted:
+        out.print(escape(f"PROMOTED: version {version} is the champion: {outcome.reason}"), soft_wrap=True)
+    else:
+        kept = f" (registered as version {version}, alias challenger)" if version else ""
+        out.print(escape(f"KEPT the champion: {outcome.reason}{kept}"), soft_wrap=True)
+    out.print(escape(f"comparison: {outcome.folder / 'comparison.json'}"))
+    return 0 if outcome.promoted else EXIT_KEPT
+
+
 def add_models_commands(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("retrain", help="train a challenger on new data and feedback; promote it only if better")
+    p.add_argument("pipeline", help="the pipeline file")
+    p.add_argument("--run-dir", default="runs", help="where run folders go (default: runs)")
+    p.add_argument("--store", help="prediction store URL for feedback (default: the file's monitoring.store)")
+    p.add_argument("--quiet", "-q", action="store_true", help="no progress output")
+    p.set_defaults(func=cmd_retrain)
+
     models = sub.add_parser("models", help="the model registry: list, show, promote, rollback, delete")
     verbs = models.add_subparsers(dest="verb", metavar="VERB", required=True)
 

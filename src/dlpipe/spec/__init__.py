@@ -18,6 +18,7 @@ from dlpipe.spec.models import (
     json_schema,
 )
 from dlpipe.spec.monitoring import Monitoring
+from dlpipe.spec.retrain import Retrain
 from dlpipe.spec.serving import Serving
 from dlpipe.spec.tuning import Dimension, Tuning, parse_duration
 
@@ -33,6 +34,7 @@ __all__ = [
     "Monitoring",
     "PipelineSpec",
     "Problem",
+    "Retrain",
     "Serving",
     "Split",
     "SqlSource",

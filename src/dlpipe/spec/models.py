@@ -22,6 +22,7 @@ from pydantic import (
 from dlpipe.features import REGISTRY
 from dlpipe.metrics import METRICS
 from dlpipe.spec.monitoring import Monitoring
+from dlpipe.spec.retrain import Retrain
 from dlpipe.spec.serving import Serving
 from dlpipe.spec.tuning import Tuning, check_space
 
@@ -345,6 +346,7 @@ class PipelineSpec(_Strict):
     registry: str | None = Field(
         None, description="the model registry folder (relative to this file); default dlpipe-registry beside runs/"
     )
+    retrain: Retrain = Field(default_factory=Retrain, description="how `dlpipe retrain` judges a challenger")
     monitoring: Monitoring = Field(
         default_factory=Monitoring, description="the prediction store and how `dlpipe monitor` judges it"
     )

@@ -1,0 +1,99 @@
+"""`dlpipe retrain`: a challenger trained on new rows and feedback replaces the champion only when it
+is better on the newest rows; a weak one is kept out (exit 5)."""
+
+from __future__ import annotations
+
+import json
+import time
+
+import httpx
+import numpy as np
+import pandas as pd
+import pytest
+import yaml
+
+from conftest import dlpipe
+from dlpipe.monitor.store import Store
+from dlpipe.registry import Registry
+from loopback import running
+
+pytestmark = pytest.mark.slow
+
+
+def rows(n: int, seed: int, concept: str) -> pd.DataFrame:
+    """Four numbers; the label follows x0 in the old world and x1 in the new one."""
+    rng = np.random.default_rng(seed)
+    frame = pd.DataFrame(rng.normal(size=(n, 4)), columns=["x0", "x1", "x2", "x3"])
+    signal = frame.x0 if concept == "old" else frame.x1
+    frame["churned"] = np.where(signal + 0.3 * rng.normal(size=n) > 0, "yes", "no")
+    return frame
+
+
+def write_pipeline(folder, name: str, store: str, **training) -> str:
+    config = {
+        "name": "churn",
+        "problem": {"task": "classification", "target": "churned", "metric": "accuracy", "goal": {"accuracy": 0.65}},
+        "data": {"source": "old.csv"},
+        "training": {"epochs": 15, "early_stopping": 0, **training},
+        "monitoring": {"store": store, "window": 500, "min_labels": 30},
+        "retrain": {"min_improvement": 0.02},
+    }
+    path = folder / name
+    path.write_text(yaml.safe_dump(config))
+    return str(path)
+
+
+def test_new_concept_alert_retrain_promote_rollback(tmp_path):
+    rows(1500, 0, "old").to_csv(tmp_path / "old.csv", index=False)
+    store = f"sqlite:///{tmp_path / 'monitor.db'}"
+    pipeline = write_pipeline(tmp_path, "p.yaml", store)
+    runs = str(tmp_path / "runs")
+    assert dlpipe("run", pipeline, "--run-dir", runs, "-q").returncode == 0
+    registry = Registry(tmp_path / "dlpipe-registry")
+    champion = registry.alias("churn", "champion")
+    assert champion.version == 1
+
+    # the world changes: traffic follows the new concept, and its labels come back as feedback
+    new = rows(2000, 1, "new")
+    with running(champion.folder, store=store) as url:
+        ids = []
+        for start in range(0, len(new), 250):
+            chunk = new.iloc[start : start + 250].drop(columns=["churned"]).to_dict(orient="records")
+            ids += httpx.post(f"{url}/predict", json={"instances": chunk}).json()["ids"]
+        labels = [{"id": i, "label": y} for i, y in zip(ids, new["churned"], strict=True)]
+        assert httpx.post(f"{url}/feedback", json=labels).json() == {"received": 2000}
+        deadline = time.time() + 30
+        while Store(store).count("churn") < 2000:
+            assert time.time() < deadline
+            time.sleep(0.05)
+    monitored = dlpipe("monitor", str(champion.folder), "--json")
+    assert monitored.returncode == 4
+    assert {a["kind"] for a in json.loads(monitored.stdout)["alerts"]} >= {"below_goal", "below_test"}
+
+    retrained = dlpipe("retrain", pipeline, "--run-dir", runs, "-q")
+    assert retrained.returncode == 0, retrained.stdout + retrained.stderr
+    assert "PROMOTED: version 2" in retrained.stdout
+    comparison = json.loads(next((tmp_path / "runs" / "churn").glob("*/comparison.json")).read_text())
+    assert comparison["feedback_rows"] == 2000 and comparison["holdout_rows"] == 700
+    assert comparison["challenger"]["holdout"]["accuracy"] > comparison["champion"]["holdout"]["accuracy"] + 0.1
+    assert registry.alias("churn", "champion").version == 2 and registry.get("churn", 2).parent == 1
+
+    back = dlpipe("models", "rollback", "churn", "--registry", str(registry.root))
+    assert back.returncode == 0 and registry.alias("churn", "champion").version == 1
+
+
+def test_a_weak_challenger_keeps_the_champion(tmp_path):
+    rows(1500, 0, "old").to_csv(tmp_path / "old.csv", index=False)
+    store = f"sqlite:///{tmp_path / 'monitor.db'}"
+    runs = str(tmp_path / "runs")
+    assert dlpipe("run", write_pipeline(tmp_path, "p.yaml", store), "--run-dir", runs, "-q").returncode == 0
+    weak = write_pipeline(tmp_path, "weak.yaml", store, epochs=1, learning_rate=1e-5)
+    kept = dlpipe("retrain", weak, "--run-dir", runs, "-q")
+    assert kept.returncode == 5 and "KEPT the champion" in kept.stdout
+    assert Registry(tmp_path / "dlpipe-registry").alias("churn", "champion").version == 1
+
+
+def test_retrain_without_a_champion_is_a_clear_error(tmp_path):
+    rows(200, 0, "old").to_csv(tmp_path / "old.csv", index=False)
+    done = dlpipe("retrain", write_pipeline(tmp_path, "p.yaml", "sqlite:///m.db"), "--run-dir", str(tmp_path / "r"))
+    assert done.returncode == 2 and "has no champion" in done.stderr and "Traceback" not in done.stderr
