@@ -39,6 +39,7 @@ class Entry:
     probabilities: np.ndarray | None
     time: float
     latency_ms: float
+    version: str | None = None  # the model version that answered (a server may swap versions)
 
 
 @dataclass
@@ -80,6 +81,11 @@ class Recorder:
         self._store: Store | None = None
         self._store_lock = threading.Lock()
         self.last_error: str | None = None
+
+    def follow(self, runtime: Any) -> None:
+        """After a swap: the new version's feature types and encoders."""
+        self.types = {c.name: c.type for c in runtime.model.preprocessor.columns}
+        self.embed = runtime.embed if any(t in EMBEDDED for t in self.types.values()) else None
 
     def store(self) -> Store:
         """The store, opened on first use (a bad URL is reported then, not at import)."""
@@ -211,7 +217,7 @@ class Recorder:
                     "id": row_id,
                     "time": entry.time,
                     "model": self.model,
-                    "version": self.version,
+                    "version": entry.version or self.version,
                     "inputs": json.dumps(inputs, allow_nan=False),
                     "prediction": json.dumps(_plain(entry.predictions[i])),
                     "probabilities": probabilities,

@@ -24,8 +24,9 @@ from starlette.exceptions import HTTPException
 from dlpipe import __version__
 from dlpipe.errors import DlpipeError
 from dlpipe.serve import v2
-from dlpipe.serve.batching import Batcher, BatchStats
+from dlpipe.serve.batching import BatchStats
 from dlpipe.serve.inputs import RequestError, frame_from_columns, frame_from_records, frame_from_split, schema
+from dlpipe.serve.models import ModelSet, Slot, SlotSettings, call
 from dlpipe.serve.operations import Guard, Metrics
 from dlpipe.serve.reading import content_type, read_body, read_form, read_json
 from dlpipe.serve.runtime import Prediction, Runtime
@@ -43,12 +44,21 @@ class Settings:
     max_delay_ms: float = 0.0  # how long a batch waits for more rows
     max_queue: int = 256  # requests waiting; beyond it, 503
     token: str | None = None  # bearer token for every route but health
+    poll_seconds: float = 2.0  # how often a server following a registry alias checks it
 
 
-def create_app(runtime: Runtime, settings: Settings | None = None, recorder: Recorder | None = None) -> FastAPI:
-    """The app serving one loaded model; with a `recorder`, every prediction is logged for monitoring."""
+def create_app(
+    runtime: Runtime,
+    settings: Settings | None = None,
+    recorder: Recorder | None = None,
+    source: str | None = None,
+) -> FastAPI:
+    """The app serving a loaded model; with a `recorder`, every prediction is logged for monitoring.
+    With a registry reference as `source` (`models:/NAME@champion`) it follows the alias: it checks
+    every `settings.poll_seconds` and on POST /admin/reload, and swaps to the version named."""
     settings = settings or Settings()
-    features = schema(runtime.model.preprocessor)
+    features = schema(runtime.model.preprocessor)  # the OpenAPI description's; requests use their slot's
+    name = runtime.name
     metrics = Metrics(runtime.name, runtime.version, runtime.kind)
     if recorder is not None:
         from dlpipe.monitor.recorder import Counters
@@ -59,13 +69,21 @@ def create_app(runtime: Runtime, settings: Settings | None = None, recorder: Rec
             errors=metrics.monitor_errors.inc,
         )
         metrics.monitor_pending.set_function(lambda: recorder.pending)
-    batcher = Batcher(
-        runtime.predict,
-        max_batch_size=settings.max_batch_size,
-        max_delay_ms=settings.max_delay_ms,
-        max_queue=settings.max_queue,
-        stats=BatchStats(on_batch=metrics.batch.observe, on_queued=metrics.queued.observe),
+    models = ModelSet(
+        runtime,
+        source,
+        SlotSettings(
+            runtime=runtime.kind if runtime.kind == "torch" else "auto",
+            threads=runtime.threads,
+            max_batch_size=settings.max_batch_size,
+            max_delay_ms=settings.max_delay_ms,
+            max_queue=settings.max_queue,
+            stats=BatchStats(on_batch=metrics.batch.observe, on_queued=metrics.queued.observe),
+        ),
     )
+    models.on_swap.append(lambda old, new: metrics.swapped(old.runtime, new.runtime))
+    if recorder is not None:
+        models.on_swap.append(lambda old, new: recorder.follow(new.runtime))
     # ready: what probes see (false from a stop signal on); started: the model can take requests,
     # which stays true while the requests in flight drain
     state = {"ready": False, "started": False}
@@ -74,8 +92,7 @@ def create_app(runtime: Runtime, settings: Settings | None = None, recorder: Rec
     async def lifespan(app: FastAPI) -> Any:
         if recorder is not None:
             recorder.start()
-        batcher.start()
-        await batcher.run(runtime.warm_up)  # the first request should not pay for lazy set-up
+        await models.start(settings.poll_seconds)  # warmed: the first request should not pay for lazy set-up
         # the ~250,000 objects the imports made live as long as the server: outside the collector,
         # a full collection costs ~10 ms instead of ~130 ms (benchmarks/README.md, serve.py)
         gc.collect()
@@ -83,12 +100,12 @@ def create_app(runtime: Runtime, settings: Settings | None = None, recorder: Rec
         state["ready"] = state["started"] = True
         yield
         state["ready"] = state["started"] = False
-        await batcher.stop()
+        await models.stop()
         if recorder is not None:
             await run_in_threadpool(recorder.stop)  # writes what is buffered
 
     app = FastAPI(
-        title=f"dlpipe: {runtime.name}",
+        title=f"dlpipe: {name}",
         version=__version__,
         description="Predictions from a dlpipe model: Open Inference Protocol v2, plain JSON, MLflow payloads.",
         lifespan=lifespan,
@@ -96,25 +113,30 @@ def create_app(runtime: Runtime, settings: Settings | None = None, recorder: Rec
     app.state.ready = state
     app.add_middleware(Guard, metrics=metrics, token=settings.token)
 
-    async def model_call(frame: Any, started: float, ids: list[str] | None = None) -> tuple[Prediction, list[str]]:
+    async def model_call(
+        slot: Slot, frame: Any, started: float, ids: list[str] | None = None
+    ) -> tuple[Prediction, list[str]]:
         """The prediction for a request's rows, and the rows' ids (the client's, or new ones), logged."""
         if not state["started"]:
             raise RequestError("the model is not ready", status=503)
-        result = await batcher.submit(frame)
+        result = await call(slot, frame)
         metrics.rows.inc(len(frame))
         ids = ids or [uuid.uuid4().hex for _ in range(len(frame))]
         if recorder is not None:
             from dlpipe.monitor.recorder import Entry
 
             latency = (time.perf_counter() - started) * 1000
-            recorder.record(Entry(ids, frame, result.predictions, result.probabilities, time.time(), latency))
+            entry = Entry(ids, frame, result.predictions, result.probabilities, time.time(), latency, slot.version)
+            recorder.record(entry)
         return result, ids
 
-    def check_model(name: str, version: str | None = None) -> None:
-        if name != runtime.name:
-            raise RequestError(f"unknown model {name!r}; this server has {runtime.name!r}", status=404)
-        if version is not None and version != runtime.version:
-            raise RequestError(f"model {name!r} has no version {version!r} (it has {runtime.version!r})", status=404)
+    async def check_model(asked: str, version: str | None = None) -> Slot:
+        """The slot a request names: the served version, or (from the registry) another one."""
+        if asked != name:
+            raise RequestError(f"unknown model {asked!r}; this server has {name!r}", status=404)
+        if version is None:
+            return models.current
+        return await models.version(name, version)
 
     # --- errors: a JSON body with "error", never a traceback ---
 
@@ -151,45 +173,43 @@ def create_app(runtime: Runtime, settings: Settings | None = None, recorder: Rec
     async def server_metadata() -> dict[str, Any]:
         return {"name": "dlpipe", "version": __version__, "extensions": ["binary_tensor_data"]}
 
-    def model_metadata() -> dict[str, Any]:
+    def model_metadata(slot: Slot) -> dict[str, Any]:
         return {
-            "name": runtime.name,
-            "versions": [runtime.version],
-            "platform": f"dlpipe_{runtime.kind}",
-            "inputs": [{"name": f.name, "datatype": f.datatype, "shape": [-1, 1]} for f in features],
-            "outputs": v2.describe_outputs(runtime.classes),
+            "name": name,
+            "versions": [slot.version],
+            "platform": f"dlpipe_{slot.runtime.kind}",
+            "inputs": [{"name": f.name, "datatype": f.datatype, "shape": [-1, 1]} for f in slot.features],
+            "outputs": v2.describe_outputs(slot.runtime.classes),
         }
 
     @app.get("/v2/models/{name}", tags=["v2"])
     async def metadata(name: str) -> dict[str, Any]:
-        check_model(name)
-        return model_metadata()
+        return model_metadata(await check_model(name))
 
     @app.get("/v2/models/{name}/versions/{version}", tags=["v2"])
     async def version_metadata(name: str, version: str) -> dict[str, Any]:
-        check_model(name, version)
-        return model_metadata()
+        return model_metadata(await check_model(name, version))
 
     @app.get("/v2/models/{name}/ready", tags=["v2"])
     async def model_ready(name: str) -> Response:
-        check_model(name)
+        await check_model(name)
         return _ready_response(state["ready"])
 
     @app.get("/v2/models/{name}/versions/{version}/ready", tags=["v2"])
     async def version_ready(name: str, version: str) -> Response:
-        check_model(name, version)
+        await check_model(name, version)
         return _ready_response(state["ready"])
 
     async def infer(request: Request, name: str, version: str | None) -> Response:
         started = time.perf_counter()
-        check_model(name, version)
+        slot = await check_model(name, version)
         body = await read_body(request, settings.max_body)
         header = request.headers.get(v2.HEADER_LENGTH)
 
-        parsed = await run_in_threadpool(v2.parse, body, header, features)
-        result, ids = await model_call(parsed.frame, started)
-        tensors = v2.output_tensors(result.predictions, result.probabilities, runtime.classes)
-        content, headers = await run_in_threadpool(v2.response, parsed, runtime.name, runtime.version, tensors, ids)
+        parsed = await run_in_threadpool(v2.parse, body, header, slot.features)
+        result, ids = await model_call(slot, parsed.frame, started)
+        tensors = v2.output_tensors(result.predictions, result.probabilities, slot.runtime.classes)
+        content, headers = await run_in_threadpool(v2.response, parsed, name, slot.version, tensors, ids)
         return Response(content, headers=headers)
 
     infer_body = _body(_infer_schema(features))
@@ -218,17 +238,18 @@ def create_app(runtime: Runtime, settings: Settings | None = None, recorder: Rec
         a feature sent k times gives k rows.
         """
         started = time.perf_counter()
+        slot = models.current
         if content_type(request) in ("multipart/form-data", "application/x-www-form-urlencoded"):
-            columns = await read_form(request, settings.max_body, features)
-            frame = await run_in_threadpool(frame_from_columns, columns, features, "form")
-            return plain(runtime, *await model_call(frame, started))
+            columns = await read_form(request, settings.max_body, slot.features)
+            frame = await run_in_threadpool(frame_from_columns, columns, slot.features, "form")
+            return plain(slot.runtime, *await model_call(slot, frame, started))
         doc = await read_json(request, settings.max_body)
         if not isinstance(doc, dict) or "instances" not in doc:
             raise RequestError('send {"instances": [{"feature": value, ...}, ...]} (and optionally "ids": [...])')
 
-        frame = await run_in_threadpool(frame_from_records, doc["instances"], features)
+        frame = await run_in_threadpool(frame_from_records, doc["instances"], slot.features)
         ids = client_ids(doc.get("ids"), len(frame)) if "ids" in doc else None
-        return plain(runtime, *await model_call(frame, started, ids))
+        return plain(slot.runtime, *await model_call(slot, frame, started, ids))
 
     split = {
         "type": "object",
@@ -249,12 +270,12 @@ def create_app(runtime: Runtime, settings: Settings | None = None, recorder: Rec
         if len(keys) != 1:
             raise RequestError("send exactly one of dataframe_split, dataframe_records, instances")
 
-        payload = doc[keys[0]]
+        payload, slot = doc[keys[0]], models.current
         if keys[0] == "dataframe_split":
-            frame = await run_in_threadpool(frame_from_split, payload, features)
+            frame = await run_in_threadpool(frame_from_split, payload, slot.features)
         else:
-            frame = await run_in_threadpool(frame_from_records, payload, features, keys[0])
-        answer = plain(runtime, *await model_call(frame, started))
+            frame = await run_in_threadpool(frame_from_records, payload, slot.features, keys[0])
+        answer = plain(slot.runtime, *await model_call(slot, frame, started))
         return {"predictions": answer["predictions"], "ids": answer["ids"]}
 
     feedback_body = {"type": "object", "required": ["id", "label"], "properties": {"id": {"type": "string"}}}
@@ -271,7 +292,7 @@ def create_app(runtime: Runtime, settings: Settings | None = None, recorder: Rec
         if recorder is None:
             raise RequestError("this server logs no predictions (no monitoring store), so it takes no feedback", 404)
         doc = await read_json(request, settings.max_body)
-        labels = parse_feedback(doc, runtime.classes)
+        labels = parse_feedback(doc, models.current.runtime.classes)
         try:
             stored = await run_in_threadpool(recorder.store().add_feedback, labels, time.time())
         except Exception as exc:
@@ -290,10 +311,24 @@ def create_app(runtime: Runtime, settings: Settings | None = None, recorder: Rec
         if window is not None and not 10 <= window <= 10_000_000:
             raise RequestError("window must be between 10 and 10,000,000 rows")
         try:
-            report = await run_in_threadpool(monitor, runtime.model.folder, recorder.url, None, window, False)
+            folder = models.current.runtime.model.folder
+            report = await run_in_threadpool(monitor, folder, recorder.url, None, window, False)
         except DlpipeError as exc:
             raise RequestError(exc.render(), 503) from None
         return HTMLResponse(render(clean_json(report)))
+
+    @app.post("/admin/reload", tags=["operations"])
+    async def reload() -> dict[str, Any]:
+        """Check the registry alias the server follows now and swap to the version it names (token only)."""
+        if settings.token is None:
+            raise RequestError("admin routes need a token: start the server with --token-file or DLPIPE_TOKEN", 403)
+        if not models.follows_registry:
+            raise RequestError("this server serves a folder, not a registry alias: nothing to reload", 409)
+        try:
+            swapped = await models.refresh()
+        except DlpipeError as exc:
+            raise RequestError(exc.render(), 409) from None
+        return {"swapped": swapped, "version": models.current.version}
 
     @app.get("/metrics", tags=["operations"])
     async def prometheus() -> Response:

@@ -49,8 +49,17 @@ class Metrics:
         self.monitor_pending = Gauge(
             "dlpipe_monitor_rows_pending", "Rows waiting for the monitoring writer", registry=self.registry
         )
-        info = Gauge("dlpipe_model_info", "The model served", ["name", "version", "runtime"], registry=self.registry)
-        info.labels(name, version, runtime).set(1)
+        self.info = Gauge(
+            "dlpipe_model_info", "The model served", ["name", "version", "runtime"], registry=self.registry
+        )
+        self.info.labels(name, version, runtime).set(1)
+        self.swaps = Counter("dlpipe_model_swaps", "Switches to another model version", registry=self.registry)
+
+    def swapped(self, old: Any, new: Any) -> None:
+        """A registry alias moved: the info gauge names the version served now."""
+        self.info.labels(old.name, old.version, old.kind).set(0)
+        self.info.labels(new.name, new.version, new.kind).set(1)
+        self.swaps.inc()
 
     def render(self) -> bytes:
         from prometheus_client import generate_latest

@@ -93,6 +93,7 @@ def serve(
             token=token,
         ),
         recorder,
+        source=str(model) if str(model).startswith("models:/") else None,
     )
     # keep-alive longer than clients' and load balancers' idle timeouts (often 60 s): a server that
     # closes an idle connection first races the client's next request on it (a reset, not a 4xx)

@@ -1,0 +1,159 @@
+"""The models a server holds: the one it serves (which a registry alias may move) and any version a
+client names. Each is a `Slot`: a loaded runtime with its own batcher.
+
+A swap loads and warms the new version beside the old one, switches in one assignment, and retires
+the old slot only when the requests it took have been answered: no request fails during a swap.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from starlette.concurrency import run_in_threadpool
+
+from dlpipe.serve.batching import Batcher, BatchStats
+from dlpipe.serve.inputs import Feature, RequestError, schema
+from dlpipe.serve.runtime import Runtime
+
+MAX_EXTRA_VERSIONS = 2  # versions loaded because a client named them, besides the one served
+
+
+@dataclass
+class Slot:
+    runtime: Runtime
+    batcher: Batcher
+    features: list[Feature]
+    inflight: int = 0
+    retired: asyncio.Event = field(default_factory=asyncio.Event)
+
+    @property
+    def version(self) -> str:
+        return self.runtime.version
+
+
+@dataclass
+class SlotSettings:
+    runtime: str = "auto"
+    threads: int | None = None
+    max_batch_size: int = 32
+    max_delay_ms: float = 0.0
+    max_queue: int = 256
+    stats: BatchStats | None = None
+
+
+class ModelSet:
+    """The served slot, the source it follows (a folder or a `models:/` reference), extra versions."""
+
+    def __init__(self, runtime: Runtime, source: str | Path | None, settings: SlotSettings) -> None:
+        self.settings = settings
+        self.source = str(source) if source is not None else None
+        self.current = self._slot(runtime)
+        self.extra: dict[str, Slot] = {}
+        self.lock = asyncio.Lock()
+        self.on_swap: list[Callable[[Slot, Slot], None]] = []
+        self.watcher: asyncio.Task | None = None
+
+    def _slot(self, runtime: Runtime) -> Slot:
+        s = self.settings
+        batcher = Batcher(
+            runtime.predict,
+            max_batch_size=s.max_batch_size,
+            max_delay_ms=s.max_delay_ms,
+            max_queue=s.max_queue,
+            stats=s.stats,
+        )
+        return Slot(runtime, batcher, schema(runtime.model.preprocessor))
+
+    async def _load(self, folder: str | Path) -> Slot:
+        runtime = await run_in_threadpool(Runtime, folder, self.settings.runtime, self.settings.threads)
+        slot = self._slot(runtime)
+        slot.batcher.start()
+        await slot.batcher.run(runtime.warm_up)
+        return slot
+
+    async def start(self, poll_seconds: float | None = None) -> None:
+        self.current.batcher.start()
+        await self.current.batcher.run(self.current.runtime.warm_up)
+        if poll_seconds and self.follows_registry:
+            self.watcher = asyncio.get_running_loop().create_task(self._watch(poll_seconds))
+
+    async def stop(self) -> None:
+        if self.watcher is not None:
+            self.watcher.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self.watcher
+        for slot in [self.current, *self.extra.values()]:
+            await slot.batcher.stop()
+
+    @property
+    def follows_registry(self) -> bool:
+        return self.source is not None and self.source.startswith("models:/")
+
+    def resolve(self) -> Path:
+        from dlpipe.package import find_model_folder
+
+        return find_model_folder(self.source)
+
+    async def refresh(self) -> bool:
+        """Load the version the source names now, if it is not the one served; True when it swapped."""
+        if self.source is None:
+            return False
+        async with self.lock:
+            folder = await run_in_threadpool(self.resolve)
+            if folder.resolve() == self.current.runtime.model.folder.resolve():
+                return False
+            new = await self._load(folder)
+            old, self.current = self.current, new
+            for hook in self.on_swap:
+                hook(old, new)
+            asyncio.get_running_loop().create_task(self._retire(old))
+            return True
+
+    async def _watch(self, every: float) -> None:
+        while True:
+            await asyncio.sleep(every)
+            with contextlib.suppress(Exception):  # a registry being written or gone: try again later
+                await self.refresh()
+
+    async def _retire(self, slot: Slot) -> None:
+        """Stop a replaced slot once nothing it took is still waiting for an answer."""
+        while slot.inflight or slot.batcher.pending:
+            await asyncio.sleep(0.05)
+        await slot.batcher.stop()
+        slot.retired.set()
+
+    async def version(self, name: str, version: str) -> Slot:
+        """The slot of a given version: the served one, an extra one, or (from the registry) loaded now."""
+        if version == self.current.version:
+            return self.current
+        if version in self.extra:
+            return self.extra[version]
+        if not self.follows_registry or not version.isdigit():
+            raise RequestError(f"model {name!r} has no version {version!r} (it has {self.current.version!r})", 404)
+        from dlpipe.registry import Registry, registry_root
+
+        try:
+            folder = await run_in_threadpool(lambda: Registry(registry_root()).get(name, int(version)).folder)
+        except Exception:
+            raise RequestError(f"model {name!r} has no version {version!r} in the registry", 404) from None
+        async with self.lock:
+            if version not in self.extra:
+                if len(self.extra) >= MAX_EXTRA_VERSIONS:
+                    oldest = next(iter(self.extra))
+                    asyncio.get_running_loop().create_task(self._retire(self.extra.pop(oldest)))
+                self.extra[version] = await self._load(folder)
+        return self.extra[version]
+
+
+async def call(slot: Slot, frame: Any) -> Any:
+    """One request's rows through a slot's batcher, counted so a swap waits for it."""
+    slot.inflight += 1
+    try:
+        return await slot.batcher.submit(frame)
+    finally:
+        slot.inflight -= 1
