@@ -32,7 +32,8 @@ def running(model: Path, runtime: str = "auto", settings: Settings | None = None
         from dlpipe.spec import Monitoring
 
         recorder = make_recorder(loaded, Monitoring(store=store))
-    app = create_app(loaded, settings, recorder)
+    source = str(model) if str(model).startswith("models:/") else None  # a server that follows an alias
+    app = create_app(loaded, settings, recorder, source)
     server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="error"))
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()

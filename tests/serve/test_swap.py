@@ -1,0 +1,91 @@
+"""A server on `models:/NAME@champion` follows the alias: a promotion swaps versions while a client
+keeps sending, with no failed request; named versions are reachable; reload is for the token holder."""
+
+from __future__ import annotations
+
+import threading
+import time
+
+import httpx
+import pytest
+from sklearn.datasets import load_iris
+
+from conftest import tiny_config
+from dlpipe.pipeline import Pipeline
+from dlpipe.registry import Registry
+from dlpipe.serve.app import Settings
+from loopback import running
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(scope="module")
+def registry(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("swap")
+    registry = Registry(folder / "reg")
+    for epochs in (2, 12):  # two versions that answer differently
+        config = tiny_config(training={"epochs": epochs})
+        registry.register(Pipeline.from_dict(config).run(folder / "runs").model_folder)
+    registry.set_alias("iris", 1)
+    return registry
+
+
+def test_a_promotion_swaps_without_a_failed_request(registry, monkeypatch):
+    monkeypatch.setenv("DLPIPE_REGISTRY", str(registry.root))
+    registry.set_alias("iris", 1)
+    rows = load_iris(as_frame=True).frame.drop(columns=["target"]).head(5).to_dict(orient="records")
+    seen: list[tuple[int, str | None]] = []
+    stop = threading.Event()
+    with running("models:/iris@champion", settings=Settings(token="t0ken", poll_seconds=0.1)) as url:
+        headers = {"Authorization": "Bearer t0ken"}
+
+        def client() -> None:
+            with httpx.Client(headers=headers, timeout=30) as http:
+                while not stop.is_set():
+                    answer = http.post(f"{url}/predict", json={"instances": rows})
+                    seen.append((answer.status_code, answer.json().get("version")))
+
+        sender = threading.Thread(target=client)
+        sender.start()
+        time.sleep(0.5)
+        registry.set_alias("iris", 2)
+        deadline = time.time() + 30
+        while not seen or seen[-1][1] != "2":
+            assert time.time() < deadline, "the server did not swap"
+            time.sleep(0.05)
+        time.sleep(0.5)
+        stop.set()
+        sender.join()
+        metrics = httpx.get(f"{url}/metrics", headers=headers).text
+        old = httpx.post(f"{url}/v2/models/iris/versions/1/infer", headers=headers, json=_v2(rows))
+        meta = httpx.get(f"{url}/v2/models/iris", headers=headers).json()
+    assert {status for status, _ in seen} == {200}
+    versions = [v for _, v in seen]
+    assert versions[0] == "1" and versions[-1] == "2"
+    assert versions == sorted(versions)  # once switched, never back
+    assert "dlpipe_model_swaps_total 1.0" in metrics
+    assert old.status_code == 200 and old.json()["model_version"] == "1" and meta["versions"] == ["2"]
+
+
+def _v2(rows: list[dict]) -> dict:
+    return {
+        "inputs": [{"name": c, "datatype": "FP64", "shape": [len(rows)], "data": [r[c] for r in rows]} for c in rows[0]]
+    }
+
+
+def test_reload_needs_the_token_and_a_registry_source(registry, monkeypatch):
+    monkeypatch.setenv("DLPIPE_REGISTRY", str(registry.root))
+    registry.set_alias("iris", 1)
+    with running("models:/iris@champion", settings=Settings(token="t0ken", poll_seconds=3600)) as url:
+        assert httpx.post(f"{url}/admin/reload").status_code == 401
+        registry.set_alias("iris", 2)
+        answer = httpx.post(f"{url}/admin/reload", headers={"Authorization": "Bearer t0ken"})
+        assert answer.json() == {"swapped": True, "version": "2"}
+        missing = httpx.post(f"{url}/v2/models/iris/versions/9/infer", headers={"Authorization": "Bearer t0ken"})
+        assert missing.status_code == 404
+    with running("models:/iris@champion") as url:  # prediction routes open, admin routes shut
+        refused = httpx.post(f"{url}/admin/reload")
+        assert refused.status_code == 403 and "need a token" in refused.json()["error"]
+    with running(registry.get("iris", 1).folder, settings=Settings(token="t")) as url:
+        folder = httpx.post(f"{url}/admin/reload", headers={"Authorization": "Bearer t"})
+        assert folder.status_code == 409
