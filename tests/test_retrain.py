@@ -4,6 +4,7 @@ is better on the newest rows; a weak one is kept out (exit 5)."""
 from __future__ import annotations
 
 import json
+import threading
 import time
 
 import httpx
@@ -15,6 +16,7 @@ import yaml
 from conftest import dlpipe
 from dlpipe.monitor.store import Store
 from dlpipe.registry import Registry
+from dlpipe.serve.app import Settings
 from loopback import running
 
 pytestmark = pytest.mark.slow
@@ -43,19 +45,21 @@ def write_pipeline(folder, name: str, store: str, **training) -> str:
     return str(path)
 
 
-def test_new_concept_alert_retrain_promote_rollback(tmp_path):
+def test_new_concept_alert_retrain_promote_swap_rollback(tmp_path, monkeypatch):
     rows(1500, 0, "old").to_csv(tmp_path / "old.csv", index=False)
     store = f"sqlite:///{tmp_path / 'monitor.db'}"
     pipeline = write_pipeline(tmp_path, "p.yaml", store)
     runs = str(tmp_path / "runs")
     assert dlpipe("run", pipeline, "--run-dir", runs, "-q").returncode == 0
     registry = Registry(tmp_path / "dlpipe-registry")
-    champion = registry.alias("churn", "champion")
-    assert champion.version == 1
+    assert registry.alias("churn", "champion").version == 1
+    monkeypatch.setenv("DLPIPE_REGISTRY", str(registry.root))
 
     # the world changes: traffic follows the new concept, and its labels come back as feedback
     new = rows(2000, 1, "new")
-    with running(champion.folder, store=store) as url:
+    seen: list[tuple[int, str | None]] = []
+    stop = threading.Event()
+    with running("models:/churn@champion", settings=Settings(poll_seconds=0.2), store=store) as url:
         ids = []
         for start in range(0, len(new), 250):
             chunk = new.iloc[start : start + 250].drop(columns=["churned"]).to_dict(orient="records")
@@ -66,20 +70,41 @@ def test_new_concept_alert_retrain_promote_rollback(tmp_path):
         while Store(store).count("churn") < 2000:
             assert time.time() < deadline
             time.sleep(0.05)
-    monitored = dlpipe("monitor", str(champion.folder), "--json")
-    assert monitored.returncode == 4
-    assert {a["kind"] for a in json.loads(monitored.stdout)["alerts"]} >= {"below_goal", "below_test"}
+        monitored = dlpipe("monitor", "models:/churn@champion", "--json")
+        assert monitored.returncode == 4
+        assert {a["kind"] for a in json.loads(monitored.stdout)["alerts"]} >= {"below_goal", "below_test"}
 
-    retrained = dlpipe("retrain", pipeline, "--run-dir", runs, "-q")
-    assert retrained.returncode == 0, retrained.stdout + retrained.stderr
-    assert "PROMOTED: version 2" in retrained.stdout
+        def client() -> None:  # a user of the service while it is retrained, swapped and rolled back
+            probe = new.drop(columns=["churned"]).head(3).to_dict(orient="records")
+            with httpx.Client(timeout=30) as http:
+                while not stop.is_set():
+                    answer = http.post(f"{url}/predict", json={"instances": probe})
+                    seen.append((answer.status_code, answer.json().get("version")))
+                    time.sleep(0.01)
+
+        sender = threading.Thread(target=client)
+        sender.start()
+        retrained = dlpipe("retrain", pipeline, "--run-dir", runs, "-q")
+        assert retrained.returncode == 0, retrained.stdout + retrained.stderr
+        assert "PROMOTED: version 2" in retrained.stdout
+        _wait_for_version(seen, "2")
+        back = dlpipe("models", "rollback", "churn")
+        assert back.returncode == 0 and registry.alias("churn", "champion").version == 1
+        _wait_for_version(seen, "1")
+        stop.set()
+        sender.join()
+    assert {status for status, _ in seen} == {200}
     comparison = json.loads(next((tmp_path / "runs" / "churn").glob("*/comparison.json")).read_text())
     assert comparison["feedback_rows"] == 2000 and comparison["holdout_rows"] == 700
     assert comparison["challenger"]["holdout"]["accuracy"] > comparison["champion"]["holdout"]["accuracy"] + 0.1
-    assert registry.alias("churn", "champion").version == 2 and registry.get("churn", 2).parent == 1
+    assert registry.get("churn", 2).parent == 1
 
-    back = dlpipe("models", "rollback", "churn", "--registry", str(registry.root))
-    assert back.returncode == 0 and registry.alias("churn", "champion").version == 1
+
+def _wait_for_version(seen: list, version: str) -> None:
+    deadline = time.time() + 30
+    while not seen or seen[-1][1] != version:
+        assert time.time() < deadline, f"the server did not swap to version {version}"
+        time.sleep(0.05)
 
 
 def test_a_weak_challenger_keeps_the_champion(tmp_path):
