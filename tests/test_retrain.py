@@ -122,3 +122,51 @@ def test_retrain_without_a_champion_is_a_clear_error(tmp_path):
     rows(200, 0, "old").to_csv(tmp_path / "old.csv", index=False)
     done = dlpipe("retrain", write_pipeline(tmp_path, "p.yaml", "sqlite:///m.db"), "--run-dir", str(tmp_path / "r"))
     assert done.returncode == 2 and "has no champion" in done.stderr and "Traceback" not in done.stderr
+
+
+def _log_new_concept(store: str, model, n: int = 2000) -> None:
+    """Predictions of the new-concept rows by `model`, logged with their true labels."""
+    from dlpipe.monitor.recorder import Entry, Recorder
+    from dlpipe.package import load_model
+
+    new = rows(n, 1, "new")
+    loaded = load_model(model)
+    features = new.drop(columns=["churned"])
+    predicted = loaded.predict(features)
+    recorder = Recorder(store, "churn", loaded.manifest["version"], {c: "numeric" for c in features})
+    recorder.start()
+    ids = [f"r{i}" for i in range(n)]
+    proba = predicted[[f"proba_{c}" for c in loaded.classes]].to_numpy()
+    recorder.record(Entry(ids, features, predicted["prediction"].to_numpy(), proba, time.time(), 1.0))
+    recorder.stop()
+    Store(store).add_feedback(list(zip(ids, new["churned"], strict=True)), time.time())
+
+
+def test_watch_retrains_on_an_alert_then_rests(tmp_path):
+    rows(1500, 0, "old").to_csv(tmp_path / "old.csv", index=False)
+    store = f"sqlite:///{tmp_path / 'monitor.db'}"
+    pipeline = write_pipeline(tmp_path, "p.yaml", store)
+    runs = str(tmp_path / "runs")
+    assert dlpipe("run", pipeline, "--run-dir", runs, "-q").returncode == 0
+    registry = Registry(tmp_path / "dlpipe-registry")
+    _log_new_concept(store, registry.alias("churn", "champion").folder)
+    watched = dlpipe("watch", pipeline, "--every", "1s", "--rounds", "2", "--run-dir", runs)
+    assert watched.returncode == 0, watched.stderr
+    lines = watched.stdout.splitlines()
+    assert lines[0].startswith("alerts: below_") and lines[1].startswith("promoted: ")
+    assert lines[2] == "healthy: 0 predictions, no alert"  # version 2 has answered nothing yet
+    assert registry.alias("churn", "champion").version == 2
+
+
+def test_monitor_retrain_flag(tmp_path):
+    rows(1500, 0, "old").to_csv(tmp_path / "old.csv", index=False)
+    store = f"sqlite:///{tmp_path / 'monitor.db'}"
+    pipeline = write_pipeline(tmp_path, "p.yaml", store)
+    runs = str(tmp_path / "runs")
+    assert dlpipe("run", pipeline, "--run-dir", runs, "-q").returncode == 0
+    champion = Registry(tmp_path / "dlpipe-registry").alias("churn", "champion").folder
+    _log_new_concept(store, champion)
+    done = dlpipe("monitor", str(champion), "--retrain", pipeline, "--run-dir", runs)
+    assert done.returncode == 0 and "ALERT" in done.stdout and "promoted: " in done.stderr
+    again = dlpipe("monitor", str(champion), "--all-versions", "--json")
+    assert again.returncode == 4  # version 1's own rows still show its failure

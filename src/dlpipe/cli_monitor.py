@@ -23,7 +23,15 @@ def cmd_monitor(args: argparse.Namespace) -> int:
     if args.windows < 1 or (args.window is not None and args.window < 10):
         raise ConfigError("--windows must be at least 1 and --window at least 10 rows")
     since = _since(args.since) if args.since else None
-    report = clean_json(monitor(args.model, store=args.store, since=since, window=args.window, windows=args.windows))
+    report = monitor(
+        args.model,
+        store=args.store,
+        since=since,
+        window=args.window,
+        windows=args.windows,
+        all_versions=args.all_versions,
+    )
+    report = clean_json(report)
     if args.json:
         _echo(json.dumps(report, indent=2))
     else:
@@ -37,6 +45,12 @@ def cmd_monitor(args: argparse.Namespace) -> int:
         _echo(f"wrote {args.html}", err=True)
     if report.get("webhook", {}).get("error"):
         _echo(f"warning: {report['webhook']['error']}", err=True)
+    if report["alerts"] and args.retrain:
+        from dlpipe.retrain import EXIT_KEPT, retrain
+
+        outcome = retrain(args.retrain, args.run_dir)
+        _echo(("promoted: " if outcome.promoted else "kept the champion: ") + outcome.reason, err=True)
+        return 0 if outcome.promoted else EXIT_KEPT
     return EXIT_ALERT if report["alerts"] else 0
 
 
@@ -85,8 +99,13 @@ def add_monitor_commands(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--since", help="only predictions since then: a duration back from now (24h, 7d) or an ISO time")
     p.add_argument("--window", type=int, help="rows per window (default: monitoring.window, 1000)")
     p.add_argument("--windows", type=int, default=50, help="how many of the latest windows to read (default 50)")
+    p.add_argument("--all-versions", action="store_true", help="include rows earlier versions of the model answered")
     p.add_argument("--json", action="store_true", help="print the report as JSON")
     p.add_argument("--html", help="also write a self-contained dashboard to this file")
+    p.add_argument(
+        "--retrain", metavar="PIPELINE", help="when an alert is active, run `dlpipe retrain PIPELINE` (exit 0 or 5)"
+    )
+    p.add_argument("--run-dir", default="runs", help="where a retrain's run folder goes (default: runs)")
     p.set_defaults(func=cmd_monitor)
 
     p = sub.add_parser("feedback", help="attach ground-truth labels (a CSV with columns id,label) to predictions")

@@ -109,7 +109,29 @@ def cmd_retrain(args: argparse.Namespace) -> int:
     return 0 if outcome.promoted else EXIT_KEPT
 
 
+def cmd_watch(args: argparse.Namespace) -> int:
+    """monitor -> retrain in a loop, for deployments without a scheduler."""
+    from dlpipe.retrain import watch
+    from dlpipe.spec import parse_duration
+
+    try:
+        every = float(parse_duration(args.every))
+    except ValueError as exc:
+        from dlpipe.errors import ConfigError
+
+        raise ConfigError(str(exc), where="--every") from None
+    watch(args.pipeline, every, args.run_dir, iterations=args.rounds, say=lambda text: print(text, flush=True))
+    return 0
+
+
 def add_models_commands(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("watch", help="monitor the champion every so often; retrain when an alert fires")
+    p.add_argument("pipeline", help="the pipeline file")
+    p.add_argument("--every", default="1h", help="how often: 30m, 1h, 1d (default 1h)")
+    p.add_argument("--run-dir", default="runs", help="where run folders go (default: runs)")
+    p.add_argument("--rounds", type=int, help="stop after this many rounds (default: never)")
+    p.set_defaults(func=cmd_watch)
+
     p = sub.add_parser("retrain", help="train a challenger on new data and feedback; promote it only if better")
     p.add_argument("pipeline", help="the pipeline file")
     p.add_argument("--run-dir", default="runs", help="where run folders go (default: runs)")

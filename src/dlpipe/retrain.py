@@ -138,3 +138,52 @@ def retrain(
         registry.set_alias(spec.name, version.version, "champion" if promoted else "challenger")
     write_json(result.folder / "comparison.json", comparison)
     return Outcome(promoted, reason, comparison, result.folder)
+
+
+def champion_folder(pipeline: str | Path, run_dir: str | Path) -> Path:
+    """The folder of the pipeline's champion in its registry."""
+    from dlpipe.pipeline import Pipeline
+    from dlpipe.registry import DEFAULT, Registry
+
+    spec = Pipeline.from_yaml(pipeline).spec
+    registry = Registry(Path(spec.registry) if spec.registry else Path(run_dir).resolve().parent / DEFAULT)
+    champion = registry.alias(spec.name, "champion")
+    if champion is None:
+        raise ArtifactError(f"{spec.name} has no champion", where=str(registry.root), fix=f"dlpipe run {pipeline}")
+    return champion.folder
+
+
+def watch(
+    pipeline: str | Path,
+    every: float,
+    run_dir: str | Path = "runs",
+    iterations: int | None = None,
+    say: Any = print,
+) -> list[dict[str, Any]]:
+    """Monitor the champion every `every` seconds; on an alert, retrain (again only once more labels
+    have arrived). Returns what each round did."""
+    import time
+
+    from dlpipe.monitor.report import monitor
+
+    rounds: list[dict[str, Any]] = []
+    labels_at_retrain = -1
+    while iterations is None or len(rounds) < iterations:
+        if rounds:
+            time.sleep(every)
+        folder = champion_folder(pipeline, run_dir)
+        report = monitor(folder)
+        labelled = sum(w["performance"]["labelled"] for w in report["windows"])
+        done: dict[str, Any] = {"time": time.time(), "champion": str(folder), "alerts": report["alerts"]}
+        if report["alerts"] and labelled > labels_at_retrain:
+            say(f"alerts: {', '.join(a['kind'] for a in report['alerts'])}: retraining")
+            outcome = retrain(pipeline, run_dir)
+            labels_at_retrain = labelled
+            done["retrain"] = {"promoted": outcome.promoted, "reason": outcome.reason}
+            say(("promoted: " if outcome.promoted else "kept the champion: ") + outcome.reason)
+        elif report["alerts"]:
+            say("alerts, but no new labels since the last retrain: waiting")
+        else:
+            say(f"healthy: {report['rows']} predictions, no alert")
+        rounds.append(done)
+    return rounds

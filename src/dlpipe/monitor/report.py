@@ -235,10 +235,12 @@ def monitor(
     window: int | None = None,
     notify: bool = True,
     windows: int = 50,
+    all_versions: bool = False,
 ) -> dict[str, Any]:
     """The monitoring report of a model's logged predictions: per window and for the latest one.
     With `notify`, active alerts go to the configured webhook (its URL, which may hold a secret, is
-    never part of the report). Only the latest `windows` windows are read: a store of months stays quick."""
+    never part of the report). Only the latest `windows` windows are read: a store of months stays quick.
+    Only rows this version answered count, unless `all_versions` (earlier versions are another model)."""
     from dlpipe.monitor.store import Store, shown
 
     baseline = Baseline.from_folder(model)
@@ -249,7 +251,8 @@ def monitor(
 
         raise ConfigError("no prediction store", where="monitoring.store", fix="pass --store URL")
     size = window or settings.window
-    rows = _read(Store(url), baseline.name, since, windows * size)
+    version = None if all_versions else baseline.version
+    rows = _read(Store(url), baseline.name, since, windows * size, version)
     bounds = split_windows(len(rows), size)
     reports = [window_report(baseline, rows.iloc[a:b]) for a, b in bounds]
     for item in reports:
@@ -282,11 +285,11 @@ def monitor(
     return report
 
 
-def _read(store: Any, model: str, since: float | None, latest: int) -> pd.DataFrame:
+def _read(store: Any, model: str, since: float | None, latest: int, version: str | None) -> pd.DataFrame:
     from dlpipe.errors import DataError
 
     try:
-        return store.predictions(model, since=since, latest=latest)
+        return store.predictions(model, since=since, latest=latest, version=version)
     except Exception as exc:
         first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
         raise DataError(f"cannot read the prediction store: {first}", where=store.url) from None

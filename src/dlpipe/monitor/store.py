@@ -109,7 +109,12 @@ class Store:
         return len(rows)
 
     def predictions(
-        self, model: str, since: float | None = None, until: float | None = None, latest: int | None = None
+        self,
+        model: str,
+        since: float | None = None,
+        until: float | None = None,
+        latest: int | None = None,
+        version: str | None = None,
     ) -> pd.DataFrame:
         """The model's predictions in time order (only the `latest` rows, if given), with their feedback
         label (None when there is none)."""
@@ -117,6 +122,8 @@ class Store:
         p, f = PREDICTIONS, FEEDBACK
         query = sa.select(p, f.c.label.label("label")).select_from(p.outerjoin(f, p.c.id == f.c.id))
         query = query.where(p.c.model == model)
+        if version is not None:
+            query = query.where(p.c.version == version)
         if since is not None:
             query = query.where(p.c.time >= since)
         if until is not None:
