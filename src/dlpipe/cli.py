@@ -201,6 +201,13 @@ def cmd_export(args: argparse.Namespace) -> int:
 
     folder = find_model_folder(args.model)
     manifest = read_manifest(folder)
+    if args.format == "mlflow":
+        from dlpipe.export.mlflow import export_mlflow
+
+        out = Path(args.output or f"{manifest['name']}-mlflow")
+        export_mlflow(folder, out)
+        _echo(f"wrote {out}/: mlflow.pyfunc.load_model({str(out)!r}).predict(frame)", err=True)
+        return 0
     if args.format == "docker":
         from dlpipe.export.docker import export_docker
 
@@ -293,10 +300,12 @@ def build_parser() -> argparse.ArgumentParser:
     add_monitor_commands(sub)
     add_models_commands(sub)
 
-    p = sub.add_parser("export", help="a model as an ONNX file, or a folder that builds a Docker image serving it")
+    p = sub.add_parser("export", help="a model as an ONNX file, a Docker build folder, or an MLflow pyfunc folder")
     p.add_argument("model", help="a model folder or a run folder")
-    p.add_argument("--format", "-f", choices=["onnx", "docker"], required=True)
-    p.add_argument("--output", "-o", help="the file (onnx; default NAME.onnx) or folder (docker; default NAME-docker)")
+    p.add_argument("--format", "-f", choices=["onnx", "docker", "mlflow"], required=True)
+    p.add_argument(
+        "--output", "-o", help="the file (onnx; default NAME.onnx) or folder (default NAME-docker, NAME-mlflow)"
+    )
     p.set_defaults(func=cmd_export)
 
     p = sub.add_parser("schema", help="print the JSON Schema of pipeline.yaml, for editors")
