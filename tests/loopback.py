@@ -22,7 +22,13 @@ def free_port() -> int:
 
 
 @contextmanager
-def running(model: Path, runtime: str = "auto", settings: Settings | None = None, store: str | None = None):
+def running(
+    model: Path | str,
+    runtime: str = "auto",
+    settings: Settings | None = None,
+    store: str | None = None,
+    shadow: str | None = None,
+):
     """Serve `model` until the block ends (logging predictions to `store`, if given); yields the base URL."""
     port = free_port()
     loaded = Runtime(model, runtime=runtime, threads=1)
@@ -33,7 +39,7 @@ def running(model: Path, runtime: str = "auto", settings: Settings | None = None
 
         recorder = make_recorder(loaded, Monitoring(store=store))
     source = str(model) if str(model).startswith("models:/") else None  # a server that follows an alias
-    app = create_app(loaded, settings, recorder, source)
+    app = create_app(loaded, settings, recorder, source, shadow)
     server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="error"))
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()

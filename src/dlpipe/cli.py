@@ -188,6 +188,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
         max_batch_size=args.max_batch_size,
         max_delay_ms=args.max_delay_ms,
         max_queue=args.max_queue,
+        shadow=args.shadow,
     )
     return 0
 
@@ -295,6 +296,9 @@ def build_parser() -> argparse.ArgumentParser:
         "--token-file", help="require `Authorization: Bearer <token>` (the file's first line; or set DLPIPE_TOKEN)"
     )
     p.add_argument("--store", help="prediction store URL (default: the model's monitoring.store); none logs nothing")
+    p.add_argument(
+        "--shadow", help="a model (e.g. models:/NAME@challenger) that answers the same rows for the log only"
+    )
     p.set_defaults(func=cmd_serve)
 
     add_monitor_commands(sub)

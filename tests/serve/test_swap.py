@@ -89,3 +89,33 @@ def test_reload_needs_the_token_and_a_registry_source(registry, monkeypatch):
     with running(registry.get("iris", 1).folder, settings=Settings(token="t")) as url:
         folder = httpx.post(f"{url}/admin/reload", headers={"Authorization": "Bearer t"})
         assert folder.status_code == 409
+
+
+def test_a_shadow_model_answers_the_same_rows_for_the_log_only(registry, monkeypatch, tmp_path):
+    from dlpipe.monitor.report import monitor
+    from dlpipe.monitor.store import Store
+
+    monkeypatch.setenv("DLPIPE_REGISTRY", str(registry.root))
+    registry.set_alias("iris", 1)
+    registry.set_alias("iris", 2, "challenger")
+    store = f"sqlite:///{tmp_path / 'm.db'}"
+    frame = load_iris(as_frame=True).frame
+    rows = frame.drop(columns=["target"]).to_dict(orient="records")
+    with running("models:/iris@champion", store=store, shadow="models:/iris@challenger") as url:
+        answer = httpx.post(f"{url}/predict", json={"instances": rows}).json()
+        assert answer["version"] == "1"
+        names = load_iris().target_names
+        labels = [{"id": i, "label": str(names[t])} for i, t in zip(answer["ids"], frame["target"], strict=True)]
+        httpx.post(f"{url}/feedback", json=labels)
+        deadline = time.time() + 30
+        while Store(store).count("iris") < 2 * len(rows):
+            assert time.time() < deadline, "the shadow's rows were not stored"
+            time.sleep(0.05)
+    logged = Store(store).predictions("iris")
+    shadow = logged[logged["shadow_of"].notna()]
+    assert sorted(shadow["shadow_of"]) == sorted(answer["ids"]) and set(shadow["version"]) == {"2"}
+    assert shadow["label"].notna().all()  # the served answer's feedback label counts for the shadow too
+    served, challenger = (monitor(f"models:/iris/{v}", store=store, notify=False) for v in (1, 2))
+    assert served["rows"] == challenger["rows"] == len(rows)
+    assert challenger["performance"]["labelled"] == len(rows)
+    assert served["performance"]["metrics"]["accuracy"] != challenger["performance"]["metrics"]["accuracy"]

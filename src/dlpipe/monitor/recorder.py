@@ -40,6 +40,8 @@ class Entry:
     time: float
     latency_ms: float
     version: str | None = None  # the model version that answered (a server may swap versions)
+    shadow: bool = False  # a shadow model's answer to the same rows: stored beside, never returned
+    embed: Callable[[pd.DataFrame], dict[str, np.ndarray]] | None = None  # its model's encoders, if not the served
 
 
 @dataclass
@@ -182,19 +184,24 @@ class Recorder:
             self.counters.stored(written)
 
     def _embeddings(self, batch: list[Entry]) -> list[dict[str, np.ndarray]]:
-        """Each entry's embeddings, from one encoder call over the batch; none when that fails."""
+        """Each entry's embeddings, one encoder call per model over the batch; none when that fails."""
+        out: list[dict[str, np.ndarray]] = [{} for _ in batch]
         if self.embed is None:
-            return [{} for _ in batch]
-        try:
-            frame = pd.concat([e.frame for e in batch], ignore_index=True) if len(batch) > 1 else batch[0].frame
-            vectors = self.embed(frame)
-        except Exception:  # the rows are still worth storing; drift then skips them
-            return [{} for _ in batch]
-        out, start = [], 0
-        for entry in batch:
-            end = start + len(entry.ids)
-            out.append({name: v[start:end] for name, v in vectors.items()})
-            start = end
+            return out
+        groups: dict[Any, list[int]] = {}
+        for i, entry in enumerate(batch):
+            groups.setdefault(entry.embed or self.embed, []).append(i)
+        for embed, members in groups.items():
+            frames = [batch[i].frame for i in members]
+            try:
+                vectors = embed(pd.concat(frames, ignore_index=True) if len(frames) > 1 else frames[0])
+            except Exception:  # the rows are still worth storing; drift then skips them
+                continue
+            start = 0
+            for i in members:
+                end = start + len(batch[i].ids)
+                out[i] = {name: v[start:end] for name, v in vectors.items()}
+                start = end
         return out
 
     def rows(self, entry: Entry, vectors: dict[str, np.ndarray] | None = None) -> list[dict[str, Any]]:
@@ -214,7 +221,8 @@ class Recorder:
                 probabilities = json.dumps([round(float(p), 6) for p in entry.probabilities[i]])
             out.append(
                 {
-                    "id": row_id,
+                    "id": f"{row_id}~shadow-{entry.version}" if entry.shadow else row_id,
+                    "shadow_of": row_id if entry.shadow else None,
                     "time": entry.time,
                     "model": self.model,
                     "version": entry.version or self.version,

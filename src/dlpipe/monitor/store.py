@@ -2,7 +2,8 @@
 later, in any database SQLAlchemy reaches (SQLite in WAL mode by default, PostgreSQL).
 
 Two tables. `predictions`: id, time (Unix seconds), model, version, inputs (JSON object of feature
-to value), prediction (JSON), probabilities (JSON list in the model's class order), latency_ms.
+to value), prediction (JSON), probabilities (JSON list in the model's class order), latency_ms,
+and for a shadow model's row the id of the served answer it mirrors (`shadow_of`).
 `feedback`: id, label (JSON), time; the newest label for an id wins. They join on id, so a label
 may arrive days after its prediction, or before the writer has stored it.
 """
@@ -31,6 +32,7 @@ PREDICTIONS = sa.Table(
     sa.Column("prediction", sa.Text, nullable=False),
     sa.Column("probabilities", sa.Text),
     sa.Column("latency_ms", sa.Float),
+    sa.Column("shadow_of", sa.String(128)),  # a shadow model's row: the id of the answer it mirrors
     sa.Index("dlpipe_predictions_model_time", "model", "time"),
 )
 FEEDBACK = sa.Table(
@@ -120,7 +122,9 @@ class Store:
         label (None when there is none)."""
         self.ensure()
         p, f = PREDICTIONS, FEEDBACK
-        query = sa.select(p, f.c.label.label("label")).select_from(p.outerjoin(f, p.c.id == f.c.id))
+        # a shadow row takes the label of the answer it mirrors
+        joined = p.outerjoin(f, sa.func.coalesce(p.c.shadow_of, p.c.id) == f.c.id)
+        query = sa.select(p, f.c.label.label("label")).select_from(joined)
         query = query.where(p.c.model == model)
         if version is not None:
             query = query.where(p.c.version == version)

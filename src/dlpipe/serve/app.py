@@ -8,6 +8,7 @@ in a thread pool and batched onto the model's one thread (batching.py).
 
 from __future__ import annotations
 
+import asyncio
 import gc
 import time
 import uuid
@@ -52,10 +53,12 @@ def create_app(
     settings: Settings | None = None,
     recorder: Recorder | None = None,
     source: str | None = None,
+    shadow: str | None = None,
 ) -> FastAPI:
     """The app serving a loaded model; with a `recorder`, every prediction is logged for monitoring.
     With a registry reference as `source` (`models:/NAME@champion`) it follows the alias: it checks
-    every `settings.poll_seconds` and on POST /admin/reload, and swaps to the version named."""
+    every `settings.poll_seconds` and on POST /admin/reload, and swaps to the version named. A
+    `shadow` model (a folder or reference) answers the same rows for the log only."""
     settings = settings or Settings()
     features = schema(runtime.model.preprocessor)  # the OpenAPI description's; requests use their slot's
     name = runtime.name
@@ -80,6 +83,7 @@ def create_app(
             max_queue=settings.max_queue,
             stats=BatchStats(on_batch=metrics.batch.observe, on_queued=metrics.queued.observe),
         ),
+        shadow=shadow if recorder is not None else None,  # a shadow's answers only matter in the log
     )
     models.on_swap.append(lambda old, new: metrics.swapped(old.runtime, new.runtime))
     if recorder is not None:
@@ -128,7 +132,27 @@ def create_app(
             latency = (time.perf_counter() - started) * 1000
             entry = Entry(ids, frame, result.predictions, result.probabilities, time.time(), latency, slot.version)
             recorder.record(entry)
+            if models.shadow is not None:
+                tasks.add(task := asyncio.get_running_loop().create_task(mirror(models.shadow, frame, ids)))
+                task.add_done_callback(tasks.discard)
         return result, ids
+
+    tasks: set[asyncio.Task] = set()
+
+    async def mirror(shadow: Slot, frame: Any, ids: list[str]) -> None:
+        """The shadow model's answer to the same rows, logged beside the served one; never returned."""
+        from dlpipe.monitor.recorder import Entry
+
+        started = time.perf_counter()
+        try:
+            result = await call(shadow, frame)
+        except Exception:
+            metrics.shadow_errors.inc()
+            return
+        latency = (time.perf_counter() - started) * 1000
+        entry = Entry(ids, frame, result.predictions, result.probabilities, time.time(), latency, shadow.version)
+        entry.shadow, entry.embed = True, shadow.runtime.embed
+        recorder.record(entry)
 
     async def check_model(asked: str, version: str | None = None) -> Slot:
         """The slot a request names: the served version, or (from the registry) another one."""

@@ -49,10 +49,14 @@ class SlotSettings:
 class ModelSet:
     """The served slot, the source it follows (a folder or a `models:/` reference), extra versions."""
 
-    def __init__(self, runtime: Runtime, source: str | Path | None, settings: SlotSettings) -> None:
+    def __init__(
+        self, runtime: Runtime, source: str | Path | None, settings: SlotSettings, shadow: str | None = None
+    ) -> None:
         self.settings = settings
         self.source = str(source) if source is not None else None
         self.current = self._slot(runtime)
+        self.shadow_source = shadow  # a model that answers the same rows for the log, never the client
+        self.shadow: Slot | None = None
         self.extra: dict[str, Slot] = {}
         self.lock = asyncio.Lock()
         self.on_swap: list[Callable[[Slot, Slot], None]] = []
@@ -79,7 +83,9 @@ class ModelSet:
     async def start(self, poll_seconds: float | None = None) -> None:
         self.current.batcher.start()
         await self.current.batcher.run(self.current.runtime.warm_up)
-        if poll_seconds and self.follows_registry:
+        if self.shadow_source is not None:
+            self.shadow = await self._load(await run_in_threadpool(_folder, self.shadow_source))
+        if poll_seconds and (self.follows_registry or self.shadow_source):
             self.watcher = asyncio.get_running_loop().create_task(self._watch(poll_seconds))
 
     async def stop(self) -> None:
@@ -87,7 +93,7 @@ class ModelSet:
             self.watcher.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self.watcher
-        for slot in [self.current, *self.extra.values()]:
+        for slot in [self.current, *self.extra.values(), *([self.shadow] if self.shadow else [])]:
             await slot.batcher.stop()
 
     @property
@@ -95,13 +101,17 @@ class ModelSet:
         return self.source is not None and self.source.startswith("models:/")
 
     def resolve(self) -> Path:
-        from dlpipe.package import find_model_folder
-
-        return find_model_folder(self.source)
+        return _folder(self.source)
 
     async def refresh(self) -> bool:
-        """Load the version the source names now, if it is not the one served; True when it swapped."""
-        if self.source is None:
+        """Load the version the source names now, if it is not the one served; True when it swapped.
+        The shadow model follows its own reference the same way."""
+        if self.shadow_source is not None and self.shadow is not None:
+            folder = await run_in_threadpool(_folder, self.shadow_source)
+            if folder.resolve() != self.shadow.runtime.model.folder.resolve():
+                old_shadow, self.shadow = self.shadow, await self._load(folder)
+                asyncio.get_running_loop().create_task(self._retire(old_shadow))
+        if not self.follows_registry:
             return False
         async with self.lock:
             folder = await run_in_threadpool(self.resolve)
@@ -157,3 +167,9 @@ async def call(slot: Slot, frame: Any) -> Any:
         return await slot.batcher.submit(frame)
     finally:
         slot.inflight -= 1
+
+
+def _folder(source: str | Path) -> Path:
+    from dlpipe.package import find_model_folder
+
+    return find_model_folder(source)

@@ -54,6 +54,11 @@ class Metrics:
         )
         self.info.labels(name, version, runtime).set(1)
         self.swaps = Counter("dlpipe_model_swaps", "Switches to another model version", registry=self.registry)
+        self.shadow_errors = Counter(
+            "dlpipe_shadow_errors",
+            "Requests the shadow model failed (the client never sees them)",
+            registry=self.registry,
+        )
 
     def swapped(self, old: Any, new: Any) -> None:
         """A registry alias moved: the info gauge names the version served now."""

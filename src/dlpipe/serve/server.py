@@ -94,6 +94,7 @@ def serve(
         ),
         recorder,
         source=str(model) if str(model).startswith("models:/") else None,
+        shadow=settings.shadow,
     )
     # keep-alive longer than clients' and load balancers' idle timeouts (often 60 s): a server that
     # closes an idle connection first races the client's next request on it (a reset, not a 4xx)

@@ -16,3 +16,6 @@ class Serving(BaseModel):
     max_body_mb: float = Field(32.0, gt=0.0, le=4096, description="largest request body, after decompression")
     runtime: Literal["auto", "onnx", "torch"] = Field("auto", description="auto: model.onnx when packaged")
     threads: int | None = Field(None, ge=1, le=1024, strict=True, description="threads for the model; the cores")
+    shadow: str | None = Field(
+        None, description="a model (folder or models:/ reference) that answers the same rows for the log only"
+    )
