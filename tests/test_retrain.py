@@ -170,3 +170,37 @@ def test_monitor_retrain_flag(tmp_path):
     assert done.returncode == 0 and "ALERT" in done.stdout and "promoted: " in done.stderr
     again = dlpipe("monitor", str(champion), "--all-versions", "--json")
     assert again.returncode == 4  # version 1's own rows still show its failure
+
+
+def test_warm_start_trains_on_from_the_champion(tmp_path):
+    from dlpipe.package import load_model
+    from dlpipe.pipeline import Pipeline
+
+    rows(1500, 0, "old").to_csv(tmp_path / "old.csv", index=False)
+    store = f"sqlite:///{tmp_path / 'monitor.db'}"
+    runs = str(tmp_path / "runs")
+    assert dlpipe("run", write_pipeline(tmp_path, "p.yaml", store), "--run-dir", runs, "-q").returncode == 0
+    champion = Registry(tmp_path / "dlpipe-registry").alias("churn", "champion").folder
+
+    # hardly any training from the champion's weights: the champion's answers, its preprocessing
+    still = Pipeline.from_yaml(write_pipeline(tmp_path, "still.yaml", store, epochs=1, learning_rate=1e-7))
+    result = still.run(tmp_path / "still", warm_start=champion)
+    probe = rows(200, 5, "old").drop(columns=["churned"])
+    ours, theirs = load_model(result.model_folder), load_model(champion)
+    assert ours.preprocessor.to_dict() == theirs.preprocessor.to_dict()
+    cold = load_model(still.run(tmp_path / "cold").model_folder)  # the same training from scratch
+    champion_says = theirs.predict(probe)["proba_yes"].to_numpy()
+    # only batch norm's running statistics moved to the new rows; a cold start has learnt nothing yet
+    assert np.abs(ours.predict(probe)["proba_yes"].to_numpy() - champion_says).mean() < 0.03
+    assert np.abs(cold.predict(probe)["proba_yes"].to_numpy() - champion_says).mean() > 0.2
+
+    # a retrain with warm_start on the new concept
+    _log_new_concept(store, champion)
+    config = yaml.safe_load((tmp_path / "p.yaml").read_text())
+    config["retrain"]["warm_start"] = True
+    (tmp_path / "warm.yaml").write_text(yaml.safe_dump(config))
+    done = dlpipe("retrain", str(tmp_path / "warm.yaml"), "--run-dir", runs, "-q")
+    assert done.returncode in (0, 5), done.stdout + done.stderr  # promoted or not, by the goal on new rows
+    comparison = json.loads(next((tmp_path / "runs" / "churn").glob("*/comparison.json")).read_text())
+    assert comparison["warm_start"] is True
+    assert comparison["challenger"]["holdout"]["accuracy"] > comparison["champion"]["holdout"]["accuracy"] + 0.1

@@ -101,8 +101,19 @@ class Pipeline:
 
         return prepare(self.spec, *self.collect())
 
-    def run(self, run_dir: str | Path = "runs", *, resume: bool = False, reporter: Reporter | None = None) -> RunResult:
-        """Every stage; the run folder holds the resolved config, profile, history, metrics and model."""
+    def run(
+        self,
+        run_dir: str | Path = "runs",
+        *,
+        resume: bool = False,
+        reporter: Reporter | None = None,
+        warm_start: str | Path | None = None,
+    ) -> RunResult:
+        """Every stage; the run folder holds the resolved config, profile, history, metrics and model.
+
+        `warm_start` (a model folder or reference) trains on from that model: its preprocessing state
+        and architecture are kept, its weights are the starting point.
+        """
         reporter = reporter or Silent()
         seconds: dict[str, float] = {}
         clock = time.perf_counter()
@@ -119,7 +130,11 @@ class Pipeline:
         reporter.stage("prepare")
         from dlpipe.prepare import prepare
 
-        prepared = prepare(self.spec, *collected)
+        init = None
+        if warm_start is None:
+            prepared = prepare(self.spec, *collected)
+        else:
+            prepared, init = _warm_start(self.spec, collected, warm_start)
         lap("prepare")
         for line in summarise(prepared):
             reporter.info(line)
@@ -146,7 +161,9 @@ class Pipeline:
             from dlpipe.train import train_model
 
             reporter.stage("train")
-            net, head, state = train_model(prepared, folder, resume=resume, fingerprint=fingerprint, reporter=reporter)
+            net, head, state = train_model(
+                prepared, folder, resume=resume, fingerprint=fingerprint, reporter=reporter, init=init
+            )
             model_spec = resolved
             lap("train")
         reporter.stage("evaluate")
@@ -247,6 +264,21 @@ def _fingerprint(spec: PipelineSpec, prepared: Prepared) -> str:
     digest = hashlib.sha256(spec.to_yaml().encode())
     digest.update(data_fingerprint(prepared).encode())
     return digest.hexdigest()[:16]
+
+
+def _warm_start(spec: PipelineSpec, collected: Any, model: str | Path) -> tuple[Prepared, dict[str, Any]]:
+    """Data prepared with a model's own preprocessing state, its architecture, and its weights."""
+    from dlpipe.errors import ConfigError
+    from dlpipe.package import load_model
+    from dlpipe.prepare import prepare
+    from dlpipe.spec import ModelSpec
+
+    if spec.tuning is not None:
+        raise ConfigError("a warm start trains one network; it does not combine with tuning", where="tuning")
+    start = load_model(model)
+    architecture = ModelSpec(**start.manifest["pipeline"].get("model", {}))
+    prepared = prepare(spec.model_copy(update={"model": architecture}), *collected, preprocessor=start.preprocessor)
+    return prepared, start.net.state_dict()
 
 
 def data_fingerprint(prepared: Prepared) -> str:

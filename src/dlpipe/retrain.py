@@ -102,7 +102,8 @@ def retrain(
     if len(holdout) < 10:
         raise DataError(f"the holdout has {len(holdout)} rows; retraining needs at least 10", where="retrain.holdout")
 
-    result = Pipeline(spec, data=train).run(run_dir, reporter=reporter)
+    start = champion.folder if spec.retrain.warm_start else None
+    result = Pipeline(spec, data=train).run(run_dir, reporter=reporter, warm_start=start)
     task, metric = spec.problem.task, metrics.get(spec.problem.metric)
     scores = {
         "champion": score_on(champion.folder, holdout, target, task),
@@ -125,6 +126,7 @@ def retrain(
         "holdout_rows": len(holdout),
         "training_rows": len(train),
         "feedback_rows": len(labelled),
+        "warm_start": spec.retrain.warm_start,
         "gain": gain,
         "min_improvement": spec.retrain.min_improvement,
         "promoted": promoted,

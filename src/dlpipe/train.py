@@ -310,6 +310,7 @@ def fit_network(
     on_epoch: Callable[[dict[str, Any], TrainState], None] | None = None,
     threads: int | None = None,
     refit_epochs: int | None = None,
+    init: dict[str, torch.Tensor] | None = None,
 ) -> tuple[Net, Head, TrainState]:
     """Build the network `spec` describes (the prepared spec by default) and train it.
 
@@ -326,6 +327,8 @@ def fit_network(
     cfg = spec.training
     seed_everything(cfg.seed)
     net = Net(prepared.preprocessor, spec.model)
+    if init is not None:  # a warm start: the same preprocessing and architecture, trained on from here
+        net.load_state_dict(init)
     torch.set_num_threads(threads or cfg.threads or auto_threads(net))
     head = Head.for_preprocessor(prepared.preprocessor)
     train, validation = (
@@ -377,7 +380,13 @@ def write_history(path: Path, records: list[dict[str, Any]], metric: str | None,
 
 
 def train_model(
-    prepared: Prepared, folder: Path, *, resume: bool, fingerprint: str, reporter: Reporter
+    prepared: Prepared,
+    folder: Path,
+    *,
+    resume: bool,
+    fingerprint: str,
+    reporter: Reporter,
+    init: dict[str, torch.Tensor] | None = None,
 ) -> tuple[Net, Head, TrainState]:
     """Train once, writing history.jsonl and a checkpoint every epoch."""
     epochs, metric = prepared.spec.training.epochs, prepared.spec.problem.metric
@@ -388,4 +397,6 @@ def train_model(
         write_history(history, state.history if history.stat().st_size == 0 else [record], metric, append=True)
         reporter.epoch(record, epochs)
 
-    return fit_network(prepared, checkpoint_dir=folder, resume=resume, fingerprint=fingerprint, on_epoch=on_epoch)
+    return fit_network(
+        prepared, checkpoint_dir=folder, resume=resume, fingerprint=fingerprint, on_epoch=on_epoch, init=init
+    )

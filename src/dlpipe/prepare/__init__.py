@@ -79,11 +79,17 @@ def infer_types(
 
 
 def prepare(
-    spec: PipelineSpec, source: Collected, validation: Collected | None = None, test: Collected | None = None
+    spec: PipelineSpec,
+    source: Collected,
+    validation: Collected | None = None,
+    test: Collected | None = None,
+    preprocessor: Preprocessor | None = None,
 ) -> Prepared:
     """Turn collected tables into fitted preprocessing state and network-ready splits.
 
-    Only the training split decides anything: column types, preprocessing statistics, classes.
+    Only the training split decides anything: column types, preprocessing statistics, classes. With
+    a `preprocessor` (a champion's, to warm-start from its weights) its state is used as it is;
+    rows of classes it does not know are left out and counted.
     """
     from dlpipe.metrics import default_metric
 
@@ -97,8 +103,14 @@ def prepare(
 
     column = spec.data.split.column
     reserved = {column: f"the split column ({method} split)"} if method in ("group", "column") else {}
-    types = infer_types(frames["train"], target, spec, reserved)
-    preprocessor = Preprocessor.fit(frames["train"], problem.task, target, types, spec)
+    if preprocessor is None:
+        types = infer_types(frames["train"], target, spec, reserved)
+        preprocessor = Preprocessor.fit(frames["train"], problem.task, target, types, spec)
+    else:
+        types = {c.name: (c.type, c.reason) for c in preprocessor.columns}
+        missing = [name for name in types if name not in source.frame]
+        if missing:
+            raise DataError(f"column {missing[0]!r} of the model to warm-start from is not in the data")
     files: list[dict[str, Any]] = [{**f, "split": "source"} for f in source.skipped]
     splits = _encode_splits(preprocessor, frames, dropped, files)
 

@@ -13,3 +13,6 @@ class Retrain(BaseModel):
     )
     holdout: float = Field(0.2, gt=0.0, lt=0.9, description="share of the newest rows both models are scored on")
     feedback: bool = Field(True, description="add the feedback-labelled predictions of the monitoring store")
+    warm_start: bool = Field(
+        False, description="train on from the champion (its preprocessing, architecture and weights), not from scratch"
+    )
