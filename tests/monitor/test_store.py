@@ -47,7 +47,7 @@ def test_rows_round_trip_with_feedback_joined_on_id(tmp_path):
     assert json.loads(rows["probabilities"][0]) == [0.25, 0.75]
     assert rows["label"].isna().tolist() == [True, False, True] and rows["label"][1] == '"a"'
     assert store.predictions("other").empty
-    assert recorder.counters.totals == {"stored": 3, "queue_full": 0, "shutdown": 0}
+    assert recorder.counters.totals == {"stored": 3, "queue_full": 0, "shutdown": 0, "rejected": 0}
     mode = store.engine.connect().exec_driver_sql("PRAGMA journal_mode").scalar()
     assert mode == "wal"
 
@@ -99,3 +99,20 @@ def test_media_and_long_texts_are_stored_as_hashes(tmp_path):
     assert set(inputs["note"]) == {"sha256", "chars"} and inputs["short"] == "hello"
     raw = Recorder(recorder.url, "m", "1", types, raw_media=True).rows(_entry(1, frame=frame))[0]
     assert json.loads(raw["inputs"])["note"].startswith("word word")
+
+
+def test_a_row_the_database_refuses_is_counted_and_holds_nothing_up(tmp_path):
+    url = f"sqlite:///{tmp_path / 'm.db'}"
+    recorder = Recorder(url, "m", "1", {"x": "numeric"})
+    recorder.start()
+    recorder.record(_entry(2, 0))
+    recorder.record(_entry(2, 0))  # a client retried with the same ids
+    odd = _entry(1, 10)
+    odd.probabilities = np.array([[np.nan, 1.0]])  # stored as null: strict JSON
+    recorder.record(odd)
+    recorder.record(_entry(3, 20))
+    recorder.stop()
+    assert Store(url).count("m") == 6
+    assert recorder.counters.totals == {"stored": 6, "queue_full": 0, "shutdown": 0, "rejected": 2}
+    stored = Store(url).predictions("m").set_index("id")
+    assert json.loads(stored.loc["r10", "probabilities"]) == [None, 1.0]

@@ -2,9 +2,11 @@
 writes them to the store in batches.
 
 Nothing vanishes silently. Rows wait in a bounded buffer (`queue_rows`); past it they are refused
-and counted lost (`queue_full`). While the store is unreachable or locked the writer keeps its
-batch and retries with back-off, so rows resume when the store returns; what is still buffered
-when the server stops after `flush_seconds` is counted lost (`shutdown`).
+and counted lost (`queue_full`). A row the database refuses for good (an id sent again) is left
+out and counted (`rejected`) so it cannot hold up the rows behind it. While the store is
+unreachable or locked the writer keeps its batch and retries with back-off, so rows resume when
+the store returns; what is still buffered when the server stops after `flush_seconds` is counted
+lost (`shutdown`).
 """
 
 from __future__ import annotations
@@ -51,7 +53,7 @@ class Counters:
     stored: Callable[[int], None] = lambda n: None
     lost: Callable[[str, int], None] = lambda reason, n: None
     errors: Callable[[], None] = lambda: None
-    totals: dict[str, int] = field(default_factory=lambda: {"stored": 0, "queue_full": 0, "shutdown": 0})
+    totals: dict[str, int] = field(default_factory=lambda: {"stored": 0, "queue_full": 0, "shutdown": 0, "rejected": 0})
 
 
 class Recorder:
@@ -79,6 +81,7 @@ class Recorder:
         self.buffered = 0  # rows in the buffer
         self.cond = threading.Condition()
         self.stopping = False
+        self.abandoned = False
         self.thread: threading.Thread | None = None
         self._store: Store | None = None
         self._store_lock = threading.Lock()
@@ -123,6 +126,7 @@ class Recorder:
         if self.thread is not None:
             self.thread.join(self.flush_seconds + 5)
         with self.cond:
+            self.abandoned = True  # a writer still inside a slow insert must not count these rows again
             if self.buffered:
                 self._lost("shutdown", self.buffered)
                 self.buffer.clear()
@@ -146,7 +150,6 @@ class Recorder:
 
     def _run(self) -> None:
         deadline: float | None = None
-        delay = 0.05
         while True:
             with self.cond:
                 while not self.buffer and not self.stopping:
@@ -160,28 +163,63 @@ class Recorder:
                 if not self.buffer or (deadline is not None and time.monotonic() > deadline):
                     return
                 batch = self._take()
-            try:
-                embedded = self._embeddings(batch)
-                rows = [
-                    row for entry, vectors in zip(batch, embedded, strict=True) for row in self.rows(entry, vectors)
-                ]
-                self.store().add_predictions(rows)
-            except Exception as exc:  # unreachable, locked, full: keep the batch and retry
-                self.last_error = f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"
-                self.counters.errors()
-                with self.cond:
-                    self.cond.wait(delay)
-                delay = min(delay * 2, 2.0)
-                continue
+            rows, rejected = self._serialise(batch)
             delay = 0.05
+            while True:
+                try:
+                    rejected += self._insert(rows)
+                    break
+                except Exception as exc:  # unreachable or locked: keep the rows and retry
+                    self.last_error = f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"
+                    self.counters.errors()
+                    with self.cond:
+                        if self.stopping:
+                            deadline = deadline or time.monotonic() + self.flush_seconds
+                            if time.monotonic() > deadline:
+                                return  # stop() counts what is still buffered as lost
+                        self.cond.wait(delay)
+                    delay = min(delay * 2, 2.0)
             self.last_error = None
-            written = sum(len(e.ids) for e in batch)
+            total = sum(len(e.ids) for e in batch)
             with self.cond:
+                if self.abandoned:  # stop() gave up waiting and counted these rows lost already
+                    return
                 for _ in batch:
                     self.buffer.popleft()
-                self.buffered -= written
-            self.counters.totals["stored"] += written
-            self.counters.stored(written)
+                self.buffered -= total
+            if rejected:
+                self._lost("rejected", rejected)
+            self.counters.totals["stored"] += total - rejected
+            self.counters.stored(total - rejected)
+
+    def _serialise(self, batch: list[Entry]) -> tuple[list[dict[str, Any]], int]:
+        """The store's rows of a batch, and how many rows could not be made into one (counted, not retried)."""
+        rows, rejected = [], 0
+        for entry, vectors in zip(batch, self._embeddings(batch), strict=True):
+            try:
+                rows.extend(self.rows(entry, vectors))
+            except (TypeError, ValueError):  # a value JSON cannot hold
+                rejected += len(entry.ids)
+        return rows, rejected
+
+    def _insert(self, rows: list[dict[str, Any]]) -> int:
+        """Insert the rows; a row the database refuses (a repeated id, a value too long) is left out
+        and counted, so it cannot hold up the rows behind it. Returns how many were refused."""
+        import sqlalchemy as sa
+
+        refused = (sa.exc.IntegrityError, sa.exc.DataError)
+        try:
+            self.store().add_predictions(rows)
+            return 0
+        except refused:
+            pass
+        rejected = 0
+        for row in rows:
+            try:
+                self.store().add_predictions([row])
+            except refused:
+                rejected += 1
+        return rejected
 
     def _embeddings(self, batch: list[Entry]) -> list[dict[str, np.ndarray]]:
         """Each entry's embeddings, one encoder call per model over the batch; none when that fails."""
@@ -218,7 +256,7 @@ class Recorder:
                     inputs[name] = {**kept, "embedding": as_stored(matrix[i])}
             probabilities = None
             if entry.probabilities is not None:
-                probabilities = json.dumps([round(float(p), 6) for p in entry.probabilities[i]])
+                probabilities = json.dumps([_plain(round(float(p), 6)) for p in entry.probabilities[i]])
             out.append(
                 {
                     "id": f"{row_id}~shadow-{entry.version}" if entry.shadow else row_id,

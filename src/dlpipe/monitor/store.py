@@ -24,7 +24,7 @@ METADATA = sa.MetaData()
 PREDICTIONS = sa.Table(
     "dlpipe_predictions",
     METADATA,
-    sa.Column("id", sa.String(128), primary_key=True),
+    sa.Column("id", sa.String(256), primary_key=True),  # a client's id (<= 128) or a shadow row's longer one
     sa.Column("time", sa.Float, nullable=False),
     sa.Column("model", sa.String(200), nullable=False),
     sa.Column("version", sa.String(64), nullable=False),

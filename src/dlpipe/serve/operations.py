@@ -41,7 +41,7 @@ class Metrics:
         self.monitor_lost = Counter(
             "dlpipe_monitor_rows_lost", "Prediction rows not stored, by reason", ["reason"], registry=self.registry
         )
-        for reason in ("queue_full", "shutdown"):
+        for reason in ("queue_full", "shutdown", "rejected"):
             self.monitor_lost.labels(reason)
         self.monitor_errors = Counter(
             "dlpipe_monitor_store_errors", "Failed writes to the monitoring store (retried)", registry=self.registry
