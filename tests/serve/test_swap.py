@@ -119,3 +119,27 @@ def test_a_shadow_model_answers_the_same_rows_for_the_log_only(registry, monkeyp
     assert served["rows"] == challenger["rows"] == len(rows)
     assert challenger["performance"]["labelled"] == len(rows)
     assert served["performance"]["metrics"]["accuracy"] != challenger["performance"]["metrics"]["accuracy"]
+
+
+def test_a_request_half_sent_during_a_swap_is_answered(registry, monkeypatch):
+    import json
+    import socket
+
+    monkeypatch.setenv("DLPIPE_REGISTRY", str(registry.root))
+    registry.set_alias("iris", 1)
+    row = load_iris(as_frame=True).frame.drop(columns=["target"]).head(1).to_dict(orient="records")
+    body = json.dumps({"instances": row}).encode()
+    with running("models:/iris@champion", settings=Settings(poll_seconds=0.1)) as url:
+        port = int(url.rsplit(":", 1)[1])
+        with socket.create_connection(("127.0.0.1", port), timeout=10) as client:
+            head = f"POST /predict HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: {len(body)}"
+            client.sendall(head.encode() + b"\r\n\r\n" + body[:10])
+            time.sleep(0.3)
+            registry.set_alias("iris", 2)  # the server swaps while the body is on its way
+            deadline = time.time() + 30
+            while httpx.post(f"{url}/predict", json={"instances": row}).json()["version"] != "2":
+                assert time.time() < deadline
+            time.sleep(0.5)  # the old slot would be retired by now if the request did not hold it
+            client.sendall(body[10:])
+            answer = client.recv(65536)
+    assert answer.startswith(b"HTTP/1.1 200") and b'"version":"1"' in answer

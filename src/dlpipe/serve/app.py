@@ -27,7 +27,7 @@ from dlpipe.errors import DlpipeError
 from dlpipe.serve import v2
 from dlpipe.serve.batching import BatchStats
 from dlpipe.serve.inputs import RequestError, frame_from_columns, frame_from_records, frame_from_split, schema
-from dlpipe.serve.models import ModelSet, Slot, SlotSettings, call
+from dlpipe.serve.models import ModelSet, Slot, SlotSettings, call, holding
 from dlpipe.serve.operations import Guard, Metrics
 from dlpipe.serve.reading import content_type, read_body, read_form, read_json
 from dlpipe.serve.runtime import Prediction, Runtime
@@ -104,6 +104,8 @@ def create_app(
         state["ready"] = state["started"] = True
         yield
         state["ready"] = state["started"] = False
+        if tasks:  # the shadow's answers to requests already served go to the log too
+            await asyncio.wait(list(tasks), timeout=30)
         await models.stop()
         if recorder is not None:
             await run_in_threadpool(recorder.stop)  # writes what is buffered
@@ -145,7 +147,8 @@ def create_app(
 
         started = time.perf_counter()
         try:
-            result = await call(shadow, frame)
+            with holding(shadow):
+                result = await call(shadow, frame)
         except Exception:
             metrics.shadow_errors.inc()
             return
@@ -226,14 +229,14 @@ def create_app(
 
     async def infer(request: Request, name: str, version: str | None) -> Response:
         started = time.perf_counter()
-        slot = await check_model(name, version)
-        body = await read_body(request, settings.max_body)
-        header = request.headers.get(v2.HEADER_LENGTH)
+        with holding(await check_model(name, version)) as slot:
+            body = await read_body(request, settings.max_body)
+            header = request.headers.get(v2.HEADER_LENGTH)
 
-        parsed = await run_in_threadpool(v2.parse, body, header, slot.features)
-        result, ids = await model_call(slot, parsed.frame, started)
-        tensors = v2.output_tensors(result.predictions, result.probabilities, slot.runtime.classes)
-        content, headers = await run_in_threadpool(v2.response, parsed, name, slot.version, tensors, ids)
+            parsed = await run_in_threadpool(v2.parse, body, header, slot.features)
+            result, ids = await model_call(slot, parsed.frame, started)
+            tensors = v2.output_tensors(result.predictions, result.probabilities, slot.runtime.classes)
+            content, headers = await run_in_threadpool(v2.response, parsed, name, slot.version, tensors, ids)
         return Response(content, headers=headers)
 
     infer_body = _body(_infer_schema(features))
@@ -262,18 +265,18 @@ def create_app(
         a feature sent k times gives k rows.
         """
         started = time.perf_counter()
-        slot = models.current
-        if content_type(request) in ("multipart/form-data", "application/x-www-form-urlencoded"):
-            columns = await read_form(request, settings.max_body, slot.features)
-            frame = await run_in_threadpool(frame_from_columns, columns, slot.features, "form")
-            return plain(slot.runtime, *await model_call(slot, frame, started))
-        doc = await read_json(request, settings.max_body)
-        if not isinstance(doc, dict) or "instances" not in doc:
-            raise RequestError('send {"instances": [{"feature": value, ...}, ...]} (and optionally "ids": [...])')
+        with holding(models.current) as slot:
+            if content_type(request) in ("multipart/form-data", "application/x-www-form-urlencoded"):
+                columns = await read_form(request, settings.max_body, slot.features)
+                frame = await run_in_threadpool(frame_from_columns, columns, slot.features, "form")
+                return plain(slot.runtime, *await model_call(slot, frame, started))
+            doc = await read_json(request, settings.max_body)
+            if not isinstance(doc, dict) or "instances" not in doc:
+                raise RequestError('send {"instances": [{"feature": value, ...}, ...]} (and optionally "ids": [...])')
 
-        frame = await run_in_threadpool(frame_from_records, doc["instances"], slot.features)
-        ids = client_ids(doc.get("ids"), len(frame)) if "ids" in doc else None
-        return plain(slot.runtime, *await model_call(slot, frame, started, ids))
+            frame = await run_in_threadpool(frame_from_records, doc["instances"], slot.features)
+            ids = client_ids(doc.get("ids"), len(frame)) if "ids" in doc else None
+            return plain(slot.runtime, *await model_call(slot, frame, started, ids))
 
     split = {
         "type": "object",
@@ -289,17 +292,20 @@ def create_app(
     async def invocations(request: Request) -> dict[str, Any]:
         """MLflow's scoring payloads: `dataframe_split`, `dataframe_records` (or `instances`)."""
         started = time.perf_counter()
-        doc = await read_json(request, settings.max_body)
-        keys = [k for k in ("dataframe_split", "dataframe_records", "instances") if isinstance(doc, dict) and k in doc]
-        if len(keys) != 1:
-            raise RequestError("send exactly one of dataframe_split, dataframe_records, instances")
+        with holding(models.current) as slot:
+            doc = await read_json(request, settings.max_body)
+            keys = [
+                k for k in ("dataframe_split", "dataframe_records", "instances") if isinstance(doc, dict) and k in doc
+            ]
+            if len(keys) != 1:
+                raise RequestError("send exactly one of dataframe_split, dataframe_records, instances")
 
-        payload, slot = doc[keys[0]], models.current
-        if keys[0] == "dataframe_split":
-            frame = await run_in_threadpool(frame_from_split, payload, slot.features)
-        else:
-            frame = await run_in_threadpool(frame_from_records, payload, slot.features, keys[0])
-        answer = plain(slot.runtime, *await model_call(slot, frame, started))
+            payload = doc[keys[0]]
+            if keys[0] == "dataframe_split":
+                frame = await run_in_threadpool(frame_from_split, payload, slot.features)
+            else:
+                frame = await run_in_threadpool(frame_from_records, payload, slot.features, keys[0])
+            answer = plain(slot.runtime, *await model_call(slot, frame, started))
         return {"predictions": answer["predictions"], "ids": answer["ids"]}
 
     feedback_body = {"type": "object", "required": ["id", "label"], "properties": {"id": {"type": "string"}}}

@@ -57,16 +57,20 @@ class Batcher:
         self.worker = ThreadPoolExecutor(1, thread_name_prefix="dlpipe-model")
         self.task: asyncio.Task | None = None
         self.held: _Job | None = None  # a job taken that did not fit the last batch
+        self.stopped = False
 
     def start(self) -> None:
         self.task = asyncio.get_running_loop().create_task(self._loop())
 
     async def stop(self) -> None:
+        self.stopped = True
         if self.task is not None:
             self.task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self.task
         self.worker.shutdown(wait=True)
+        while not self.queue.empty():  # nothing waits forever on a stopped batcher
+            _settle(self.queue.get_nowait(), exc=RequestError("the model is being replaced; retry", status=503))
 
     async def run(self, work: Callable[[], Any]) -> Any:
         """Anything else that must run on the model's thread (the warm-up)."""
@@ -78,6 +82,8 @@ class Batcher:
 
     async def submit(self, frame: pd.DataFrame) -> Prediction:
         """The prediction for one request's rows, batched with whatever else is waiting."""
+        if self.stopped:
+            raise RequestError("the model is being replaced; retry", status=503)
         if self.pending >= self.max_queue:
             raise RequestError(f"the server is busy ({self.pending} requests queued); retry shortly", status=503)
         job = _Job(frame, asyncio.get_running_loop().create_future())

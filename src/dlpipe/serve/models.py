@@ -20,7 +20,7 @@ from dlpipe.serve.batching import Batcher, BatchStats
 from dlpipe.serve.inputs import Feature, RequestError, schema
 from dlpipe.serve.runtime import Runtime
 
-MAX_EXTRA_VERSIONS = 2  # versions loaded because a client named them, besides the one served
+MAX_EXTRA_VERSIONS = 2  # versions loaded because a client named them, besides the one served; never evicted
 
 
 @dataclass
@@ -57,6 +57,8 @@ class ModelSet:
         self.current = self._slot(runtime)
         self.shadow_source = shadow  # a model that answers the same rows for the log, never the client
         self.shadow: Slot | None = None
+        self.shadow_error: str | None = None
+        self.tasks: set[asyncio.Task] = set()
         self.extra: dict[str, Slot] = {}
         self.lock = asyncio.Lock()
         self.on_swap: list[Callable[[Slot, Slot], None]] = []
@@ -93,6 +95,8 @@ class ModelSet:
             self.watcher.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self.watcher
+        if self.tasks:  # slots being retired: their requests finish first
+            await asyncio.wait(list(self.tasks), timeout=30)
         for slot in [self.current, *self.extra.values(), *([self.shadow] if self.shadow else [])]:
             await slot.batcher.stop()
 
@@ -105,12 +109,15 @@ class ModelSet:
 
     async def refresh(self) -> bool:
         """Load the version the source names now, if it is not the one served; True when it swapped.
-        The shadow model follows its own reference the same way."""
+        The shadow model follows its own reference the same way; its problems never stop the served one."""
         if self.shadow_source is not None and self.shadow is not None:
-            folder = await run_in_threadpool(_folder, self.shadow_source)
-            if folder.resolve() != self.shadow.runtime.model.folder.resolve():
-                old_shadow, self.shadow = self.shadow, await self._load(folder)
-                asyncio.get_running_loop().create_task(self._retire(old_shadow))
+            try:
+                folder = await run_in_threadpool(_folder, self.shadow_source)
+                if folder.resolve() != self.shadow.runtime.model.folder.resolve():
+                    old_shadow, self.shadow = self.shadow, await self._load(folder)
+                    self._later(self._retire(old_shadow))
+            except Exception as exc:  # the shadow's alias gone or its folder unreadable: keep the old one
+                self.shadow_error = str(exc)
         if not self.follows_registry:
             return False
         async with self.lock:
@@ -121,8 +128,14 @@ class ModelSet:
             old, self.current = self.current, new
             for hook in self.on_swap:
                 hook(old, new)
-            asyncio.get_running_loop().create_task(self._retire(old))
+            self._later(self._retire(old))
             return True
+
+    def _later(self, work: Any) -> None:
+        """Background work the set keeps a reference to (and waits for on stop)."""
+        task = asyncio.get_running_loop().create_task(work)
+        self.tasks.add(task)
+        task.add_done_callback(self.tasks.discard)
 
     async def _watch(self, every: float) -> None:
         while True:
@@ -153,18 +166,26 @@ class ModelSet:
             raise RequestError(f"model {name!r} has no version {version!r} in the registry", 404) from None
         async with self.lock:
             if version not in self.extra:
+                # a bound, not a cache: evicting would let any client make the server load models in turn
                 if len(self.extra) >= MAX_EXTRA_VERSIONS:
-                    oldest = next(iter(self.extra))
-                    asyncio.get_running_loop().create_task(self._retire(self.extra.pop(oldest)))
+                    held = ", ".join([self.current.version, *self.extra])
+                    raise RequestError(f"this server holds versions {held}; restart it to serve version {version}", 409)
                 self.extra[version] = await self._load(folder)
         return self.extra[version]
 
 
 async def call(slot: Slot, frame: Any) -> Any:
-    """One request's rows through a slot's batcher, counted so a swap waits for it."""
+    """One request's rows through a slot's batcher (hold the slot with `holding` from when it is chosen)."""
+    return await slot.batcher.submit(frame)
+
+
+@contextlib.contextmanager
+def holding(slot: Slot):
+    """Count a request on its slot from the moment it is chosen, so a swap does not retire the slot
+    while the request is still reading or parsing its body."""
     slot.inflight += 1
     try:
-        return await slot.batcher.submit(frame)
+        yield slot
     finally:
         slot.inflight -= 1
 
