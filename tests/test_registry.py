@@ -63,8 +63,10 @@ def test_cli_promote_rollback_delete(model, tmp_path):
     assert dlpipe("models", "delete", "iris", "2", "--registry", reg).returncode == 0
     listed = dlpipe("models", "list", "--registry", reg).stdout
     assert "champion" in listed and [v.version for v in registry.versions()] == [1, 3]
-    shown = json.loads(dlpipe("models", "show", "iris", "3", "--registry", reg).stdout)
-    assert shown["reference"] == "models:/iris/3" and "accuracy" in shown["test"]
+    assert dlpipe("models", "delete", "iris", "3", "--registry", reg).returncode == 0
+    assert registry.register(model).version == 4  # a deleted version's number is never reused
+    shown = json.loads(dlpipe("models", "show", "iris", "4", "--registry", reg).stdout)
+    assert shown["reference"] == "models:/iris/4" and "accuracy" in shown["test"]
     env_predict = dlpipe("models", "promote", "iris", "9", "--registry", reg)
     assert env_predict.returncode == 2 and "no version 9" in env_predict.stderr
 

@@ -43,6 +43,7 @@ CREATE TABLE IF NOT EXISTS aliases (
     name TEXT NOT NULL, alias TEXT NOT NULL, version INTEGER NOT NULL, updated REAL NOT NULL,
     PRIMARY KEY (name, alias)
 );
+CREATE TABLE IF NOT EXISTS names (name TEXT PRIMARY KEY, last INTEGER NOT NULL);
 CREATE TABLE IF NOT EXISTS alias_history (
     id INTEGER PRIMARY KEY AUTOINCREMENT, name TEXT NOT NULL, alias TEXT NOT NULL,
     version INTEGER NOT NULL, time REAL NOT NULL, undone INTEGER NOT NULL DEFAULT 0
@@ -128,8 +129,11 @@ class Registry:
         placed: Path | None = None
         try:
             with self._db(write=True) as db:
+                # numbers only go up: a deleted version's number is never given to another model
                 latest = db.execute("SELECT MAX(version) FROM versions WHERE name = ?", (name,)).fetchone()[0]
-                number = (latest or 0) + 1
+                issued = db.execute("SELECT last FROM names WHERE name = ?", (name,)).fetchone()
+                number = max(latest or 0, issued[0] if issued else 0) + 1
+                db.execute("INSERT OR REPLACE INTO names VALUES (?, ?)", (name, number))
                 _stamp(incoming, number, parent)
                 target = home / str(number)
                 if target.exists():  # a crash's leftover: registered by no row
@@ -214,8 +218,11 @@ class Registry:
         """Point `alias` at a version (atomically); returns the version it pointed at before."""
         if not ALIAS.match(alias):
             raise ConfigError(f"{alias!r} is not an alias name", fix="letters, digits, - and _, starting with a letter")
-        self.get(name, version)
+        self.get(name, version)  # a clear error for a version that never was
         with self._db(write=True) as db:
+            exists = db.execute("SELECT 1 FROM versions WHERE name = ? AND version = ?", (name, int(version)))
+            if exists.fetchone() is None:  # deleted since: checked again under the lock
+                raise ArtifactError(f"model {name!r} has no version {version}", where=str(self.root))
             before = db.execute("SELECT version FROM aliases WHERE name = ? AND alias = ?", (name, alias)).fetchone()
             now = time.time()
             db.execute("INSERT OR REPLACE INTO aliases VALUES (?, ?, ?, ?)", (name, alias, int(version), now))
@@ -251,8 +258,13 @@ class Registry:
                 fix="promote another version first, or pass --force",
             )
         with self._db(write=True) as db:
+            pointing = db.execute("SELECT alias FROM aliases WHERE name = ? AND version = ?", (name, int(version)))
+            aliases = [a for (a,) in pointing]
+            if aliases and not force:  # promoted since the check above: checked again under the lock
+                raise ArtifactError(f"{name} version {version} is {', '.join(aliases)}", fix="pass --force")
             db.execute("DELETE FROM versions WHERE name = ? AND version = ?", (name, int(version)))
             db.execute("DELETE FROM aliases WHERE name = ? AND version = ?", (name, int(version)))
+            db.execute("UPDATE alias_history SET undone = 1 WHERE name = ? AND version = ?", (name, int(version)))
         _remove(target.folder)
 
 

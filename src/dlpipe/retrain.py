@@ -36,7 +36,11 @@ def feedback_rows(store_url: str, name: str, target: str) -> pd.DataFrame:
     Rows whose inputs were stored as hashes (images, audio, long texts) cannot be trained on."""
     from dlpipe.monitor.store import Store
 
-    logged = Store(store_url).predictions(name)
+    store = Store(store_url)
+    try:
+        logged = store.predictions(name)  # served answers only: a shadow's rows would count twice
+    finally:
+        store.dispose()
     logged = logged[logged["label"].notna()]
     if logged.empty:
         return pd.DataFrame()

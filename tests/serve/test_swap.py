@@ -111,8 +111,8 @@ def test_a_shadow_model_answers_the_same_rows_for_the_log_only(registry, monkeyp
         while Store(store).count("iris") < 2 * len(rows):
             assert time.time() < deadline, "the shadow's rows were not stored"
             time.sleep(0.05)
-    logged = Store(store).predictions("iris")
-    shadow = logged[logged["shadow_of"].notna()]
+    assert Store(store).predictions("iris")["shadow_of"].isna().all()  # served answers unless asked
+    shadow = Store(store).predictions("iris", shadow=True)
     assert sorted(shadow["shadow_of"]) == sorted(answer["ids"]) and set(shadow["version"]) == {"2"}
     assert shadow["label"].notna().all()  # the served answer's feedback label counts for the shadow too
     served, challenger = (monitor(f"models:/iris/{v}", store=store, notify=False) for v in (1, 2))

@@ -286,10 +286,14 @@ def monitor(
 
 
 def _read(store: Any, model: str, since: float | None, latest: int, version: str | None) -> pd.DataFrame:
+    """The version's served answers; for a version only ever run in shadow mode, its shadow answers."""
     from dlpipe.errors import DataError
 
     try:
-        return store.predictions(model, since=since, latest=latest, version=version)
+        rows = store.predictions(model, since=since, latest=latest, version=version)
+        if rows.empty and version is not None:
+            rows = store.predictions(model, since=since, latest=latest, version=version, shadow=True)
+        return rows
     except Exception as exc:
         first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
         raise DataError(f"cannot read the prediction store: {first}", where=store.url) from None

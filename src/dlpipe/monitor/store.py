@@ -117,6 +117,7 @@ class Store:
         until: float | None = None,
         latest: int | None = None,
         version: str | None = None,
+        shadow: bool = False,
     ) -> pd.DataFrame:
         """The model's predictions in time order (only the `latest` rows, if given), with their feedback
         label (None when there is none)."""
@@ -126,6 +127,8 @@ class Store:
         joined = p.outerjoin(f, sa.func.coalesce(p.c.shadow_of, p.c.id) == f.c.id)
         query = sa.select(p, f.c.label.label("label")).select_from(joined)
         query = query.where(p.c.model == model)
+        # the served answers, or (`shadow`) only a shadow model's: never both, or a request counts twice
+        query = query.where(p.c.shadow_of.is_not(None) if shadow else p.c.shadow_of.is_(None))
         if version is not None:
             query = query.where(p.c.version == version)
         if since is not None:
@@ -139,6 +142,12 @@ class Store:
         with self.engine.connect() as conn:
             frame = pd.read_sql_query(query, conn)
         return frame.iloc[::-1].reset_index(drop=True) if latest is not None else frame
+
+    def feedback_count(self) -> int:
+        """Labels stored so far (every id counts once)."""
+        self.ensure()
+        with self.engine.connect() as conn:
+            return int(conn.execute(sa.select(sa.func.count()).select_from(FEEDBACK)).scalar_one())
 
     def count(self, model: str | None = None) -> int:
         self.ensure()
