@@ -87,8 +87,19 @@ def cmd_feedback(args: argparse.Namespace) -> int:
     if url is None:
         raise ConfigError("no prediction store", where="monitoring.store", fix="pass --store URL")
     labels = read_labels(args.labels, baseline.classes)
-    stored = Store(url).add_feedback(labels, time.time())
-    _echo(f"stored {stored} labels for {baseline.name} in {Store(url).url}", err=True)
+    from dlpipe.errors import DataError, DlpipeError
+
+    store = Store(url)
+    try:
+        stored = store.add_feedback(labels, time.time())
+    except DlpipeError:
+        raise
+    except Exception as exc:  # unreachable, locked, refused: one line, as for dlpipe monitor
+        first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        raise DataError(f"cannot write to the prediction store: {first}", where=store.url) from None
+    finally:
+        store.dispose()
+    _echo(f"stored {stored} labels for {baseline.name} in {store.url}", err=True)
     return 0
 
 

@@ -171,7 +171,10 @@ def watch(
     import time
 
     from dlpipe.monitor.report import monitor
+    from dlpipe.monitor.store import Store
+    from dlpipe.pipeline import Pipeline
 
+    url = Pipeline.from_yaml(pipeline).spec.monitoring.store
     rounds: list[dict[str, Any]] = []
     labels_at_retrain = -1
     while iterations is None or len(rounds) < iterations:
@@ -179,7 +182,7 @@ def watch(
             time.sleep(every)
         folder = champion_folder(pipeline, run_dir)
         report = monitor(folder)
-        labelled = sum(w["performance"]["labelled"] for w in report["windows"])
+        labelled = _labels_stored(Store, url)  # every label ever stored, not a window's share of them
         done: dict[str, Any] = {"time": time.time(), "champion": str(folder), "alerts": report["alerts"]}
         if report["alerts"] and labelled > labels_at_retrain:
             say(f"alerts: {', '.join(a['kind'] for a in report['alerts'])}: retraining")
@@ -193,3 +196,13 @@ def watch(
             say(f"healthy: {report['rows']} predictions, no alert")
         rounds.append(done)
     return rounds
+
+
+def _labels_stored(store_class: Any, url: str | None) -> int:
+    if url is None:
+        return 0
+    store = store_class(url)
+    try:
+        return store.feedback_count()
+    finally:
+        store.dispose()

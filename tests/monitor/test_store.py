@@ -8,6 +8,7 @@ import time
 
 import numpy as np
 import pandas as pd
+import pytest
 
 from dlpipe.monitor.recorder import Entry, Recorder
 from dlpipe.monitor.store import Store
@@ -116,3 +117,25 @@ def test_a_row_the_database_refuses_is_counted_and_holds_nothing_up(tmp_path):
     assert recorder.counters.totals == {"stored": 6, "queue_full": 0, "shutdown": 0, "rejected": 2}
     stored = Store(url).predictions("m").set_index("id")
     assert json.loads(stored.loc["r10", "probabilities"]) == [None, 1.0]
+
+
+def test_secrets_stay_out_of_messages(monkeypatch, tmp_path):
+    from dlpipe.errors import ConfigError
+    from dlpipe.monitor.notify import send_webhook
+    from dlpipe.monitor.store import shown
+    from dlpipe.spec import Monitoring
+
+    assert shown("postgresql://app:pw@db/m?password=S3cret&sslmode=require") == (
+        "postgresql://app:***@db/m?password=***&sslmode=require"
+    )
+    monkeypatch.setenv("MONITOR_DB", str(tmp_path / "m.db"))
+    store = Store("sqlite:///${MONITOR_DB}")  # a file's path (or a password) from the environment
+    assert store.count() == 0 and (tmp_path / "m.db").exists()
+    with pytest.raises(ConfigError, match="environment variable NOPE is not set"):
+        Store("postgresql://app:${NOPE}@db/m")
+    report = {"model": "m", "version": "1", "alerts": [{"kind": "k", "message": "x"}], "rows": 1}
+    for url in ("hooks.example/SECRET", "http://x y/SECRET", "http://127.0.0.1:9/SECRET"):
+        problem = send_webhook(url, report, timeout=2)
+        assert problem and "SECRET" not in problem
+    with pytest.raises(ValueError, match="http:// or https://"):
+        Monitoring(webhook="ftp://example/x")

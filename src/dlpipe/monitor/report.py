@@ -230,7 +230,7 @@ def conditions(baseline: Baseline, window: dict[str, Any]) -> list[dict[str, Any
 
 def monitor(
     model: str | Path,
-    store: str | None = None,
+    store: str | Any | None = None,
     since: float | None = None,
     window: int | None = None,
     notify: bool = True,
@@ -252,7 +252,12 @@ def monitor(
         raise ConfigError("no prediction store", where="monitoring.store", fix="pass --store URL")
     size = window or settings.window
     version = None if all_versions else baseline.version
-    rows = _read(Store(url), baseline.name, since, windows * size, version)
+    opened = Store(url) if isinstance(url, str) else url  # the server passes the store it writes to
+    try:
+        rows = _read(opened, baseline.name, since, windows * size, version)
+    finally:
+        if opened is not url:
+            opened.dispose()
     bounds = split_windows(len(rows), size)
     reports = [window_report(baseline, rows.iloc[a:b]) for a, b in bounds]
     for item in reports:
@@ -262,7 +267,7 @@ def monitor(
     report = {
         "model": baseline.name,
         "version": baseline.version,
-        "store": shown(url),
+        "store": shown(url) if isinstance(url, str) else url.url,
         "generated": time.time(),
         "rows": len(rows),
         "window": size,

@@ -45,10 +45,16 @@ FEEDBACK = sa.Table(
 MAX_ID = 128
 
 
+SECRET_PARAMETERS = ("password", "sslpassword", "passfile", "sslkey", "token", "secret")
+
+
 def shown(url: str) -> str:
-    """The URL with its password masked: what messages and reports may print."""
+    """The URL with its password masked (in the user part and in query parameters): what messages
+    and reports may print."""
     try:
-        return sa.engine.make_url(url).render_as_string(hide_password=True)
+        parsed = sa.engine.make_url(url)
+        hidden = {k: "***" for k in parsed.query if k.lower() in SECRET_PARAMETERS}
+        return parsed.update_query_dict(hidden).render_as_string(hide_password=True).replace("%2A%2A%2A", "***")
     except Exception:
         return "<unreadable database URL>"
 
@@ -57,6 +63,9 @@ class Store:
     """One database; tables are created on first use. Safe to share between threads."""
 
     def __init__(self, url: str) -> None:
+        from dlpipe.spec.monitoring import expand
+
+        url = expand(url, "monitoring.store") or ""
         try:
             parsed = sa.engine.make_url(url)
         except Exception as exc:

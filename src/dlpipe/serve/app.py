@@ -342,7 +342,7 @@ def create_app(
             raise RequestError("window must be between 10 and 10,000,000 rows")
         try:
             folder = models.current.runtime.model.folder
-            report = await run_in_threadpool(monitor, folder, recorder.url, None, window, False)
+            report = await run_in_threadpool(monitor, folder, recorder.store(), None, window, False)
         except DlpipeError as exc:
             raise RequestError(exc.render(), 503) from None
         return HTMLResponse(render(clean_json(report)))

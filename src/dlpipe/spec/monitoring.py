@@ -3,7 +3,29 @@
 
 from __future__ import annotations
 
-from pydantic import BaseModel, ConfigDict, Field
+import os
+import re
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+VARIABLE = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
+
+
+def expand(value: str | None, where: str) -> str | None:
+    """`${NAME}` replaced by the environment variable: how a pipeline file (and the model.json that
+    copies it) names a database password or a webhook's secret without holding it."""
+    if value is None:
+        return None
+
+    def lookup(match: re.Match) -> str:
+        name = match.group(1)
+        if name not in os.environ:
+            from dlpipe.errors import ConfigError
+
+            raise ConfigError(f"the environment variable {name} is not set", where=where)
+        return os.environ[name]
+
+    return VARIABLE.sub(lookup, value)
 
 
 class Monitoring(BaseModel):
@@ -11,7 +33,8 @@ class Monitoring(BaseModel):
 
     store: str | None = Field(
         "sqlite:///dlpipe-monitor.db",
-        description="SQLAlchemy URL of the prediction store (SQLite in WAL mode, PostgreSQL); null logs nothing",
+        description="SQLAlchemy URL of the prediction store (SQLite in WAL mode, PostgreSQL); null logs nothing; "
+        "${VAR} reads the environment (for a password)",
     )
     window: int = Field(1000, ge=10, le=10_000_000, strict=True, description="rows per monitoring window")
     drift_share: float = Field(
@@ -24,7 +47,9 @@ class Monitoring(BaseModel):
     min_labels: int = Field(
         30, ge=1, strict=True, description="labelled rows a window needs before its live performance is judged"
     )
-    webhook: str | None = Field(None, description="URL that receives active alerts as JSON (POST)")
+    webhook: str | None = Field(
+        None, description="http(s) URL that receives active alerts as JSON (POST); ${VAR} reads the environment"
+    )
     queue_rows: int = Field(
         100_000,
         ge=1,
@@ -34,3 +59,10 @@ class Monitoring(BaseModel):
     )
     raw_media: bool = Field(False, description="store image and audio bytes and long texts as sent, not as a hash")
     max_text_chars: int = Field(2000, ge=0, strict=True, description="longer texts are stored as a hash")
+
+    @field_validator("webhook")
+    @classmethod
+    def _webhook_is_http(cls, value: str | None) -> str | None:
+        if value is not None and (not re.match(r"^(https?://|\$\{)", value) or re.search(r"\s", value)):
+            raise ValueError("the webhook is an http:// or https:// URL without spaces (or ${VAR})")
+        return value
