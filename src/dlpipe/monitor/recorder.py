@@ -43,7 +43,8 @@ class Entry:
     latency_ms: float
     version: str | None = None  # the model version that answered (a server may swap versions)
     shadow: bool = False  # a shadow model's answer to the same rows: stored beside, never returned
-    embed: Callable[[pd.DataFrame], dict[str, np.ndarray]] | None = None  # its model's encoders, if not the served
+    embed: Callable[[pd.DataFrame], dict[str, np.ndarray]] | None = None  # the answering model's encoders
+    types: dict[str, str] | None = None  # the answering model's feature types (a swap may change them)
 
 
 @dataclass
@@ -224,11 +225,12 @@ class Recorder:
     def _embeddings(self, batch: list[Entry]) -> list[dict[str, np.ndarray]]:
         """Each entry's embeddings, one encoder call per model over the batch; none when that fails."""
         out: list[dict[str, np.ndarray]] = [{} for _ in batch]
-        if self.embed is None:
-            return out
         groups: dict[Any, list[int]] = {}
         for i, entry in enumerate(batch):
-            groups.setdefault(entry.embed or self.embed, []).append(i)
+            types = entry.types or self.types
+            embed = entry.embed or self.embed
+            if embed is not None and any(t in EMBEDDED for t in types.values()):
+                groups.setdefault(embed, []).append(i)
         for embed, members in groups.items():
             frames = [batch[i].frame for i in members]
             try:
@@ -247,9 +249,10 @@ class Recorder:
         encoders' outputs (`vectors`) for text, image and audio columns."""
         columns = {name: entry.frame[name].tolist() for name in entry.frame.columns}
         vectors = vectors or {}
+        types = entry.types or self.types
         out = []
         for i, row_id in enumerate(entry.ids):
-            inputs = {name: self._value(values[i], self.types.get(name, "")) for name, values in columns.items()}
+            inputs = {name: self._value(values[i], types.get(name, "")) for name, values in columns.items()}
             for name, matrix in vectors.items():
                 if inputs.get(name) is not None:
                     kept = inputs[name] if isinstance(inputs[name], dict) else {"text": inputs[name]}

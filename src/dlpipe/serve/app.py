@@ -133,6 +133,7 @@ def create_app(
 
             latency = (time.perf_counter() - started) * 1000
             entry = Entry(ids, frame, result.predictions, result.probabilities, time.time(), latency, slot.version)
+            entry.embed, entry.types = slot.runtime.embed, slot.types  # this version's, whatever a swap does
             recorder.record(entry)
             if models.shadow is not None:
                 tasks.add(task := asyncio.get_running_loop().create_task(mirror(models.shadow, frame, ids)))
@@ -154,7 +155,7 @@ def create_app(
             return
         latency = (time.perf_counter() - started) * 1000
         entry = Entry(ids, frame, result.predictions, result.probabilities, time.time(), latency, shadow.version)
-        entry.shadow, entry.embed = True, shadow.runtime.embed
+        entry.shadow, entry.embed, entry.types = True, shadow.runtime.embed, shadow.types
         recorder.record(entry)
 
     async def check_model(asked: str, version: str | None = None) -> Slot:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -30,6 +31,10 @@ class Slot:
     features: list[Feature]
     inflight: int = 0
     retired: asyncio.Event = field(default_factory=asyncio.Event)
+
+    @functools.cached_property
+    def types(self) -> dict[str, str]:
+        return {f.name: f.type for f in self.features}
 
     @property
     def version(self) -> str:
