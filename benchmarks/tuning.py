@@ -17,13 +17,17 @@ seeded, so a setting scores the same in every search; the script checks that.
    at the grid's size). Reported per seed: after how many trials TPE first scored at least as
    well as the grid's best (`trials.csv`, complete trials in order), the same for the pruned
    search, and how many distinct settings the trials covered; then the median over seeds ("never"
-   counts as above the cap). Aim: TPE needs <= 1/3 of the grid's trials.
+   counts as above the cap). Aim: TPE needs <= 1/3 of the grid's trials. Four seeds are luck
+   either way, so the unpruned search is then replayed for seeds 0-49 with training replaced by
+   the grid's scores (benchmarks/tpe_replay.py: dlpipe's own search loop; exact, since training
+   is seeded, and checked: the replay of the four seeds above must give their figures), with
+   random search beside it.
 
 All figures are measured within one run and reported as ratios; this script reports, it does
 not assert, and always exits 0.
 
     OMP_NUM_THREADS=1 python benchmarks/tuning.py            # 10-14 minutes on 2 cores
-    OMP_NUM_THREADS=1 python benchmarks/tuning.py --quick    # smoke test: 8-point space, 10 epochs (about 40 s)
+    OMP_NUM_THREADS=1 python benchmarks/tuning.py --quick    # smoke test: 8-point space, 10 epochs (about 30 s)
     python benchmarks/tuning.py --seeds 42,0,1 --data breast_cancer --epochs 60
 """
 
@@ -61,6 +65,7 @@ QUICK_SPACE: dict[str, list[Any]] = {
     "model.hidden": [32, 128],
 }
 SEEDS = [42, 0, 1, 2]
+REPLAY_SEEDS = 50  # TPE replayed against the grid's scores: many seeds for a median that four cannot give
 REGRESSION_SETS = {"diabetes"}
 
 
@@ -275,12 +280,51 @@ def report(settings: Settings, out: dict[str, Any]) -> str:
         f"(reached within {settings.trials} trials by {hits} of {len(reached)}); "
         f"ratio to the grid's {settings.points} trials: {median_ratio} (aim <= 0.33)"
     )
+    lines += replayed(settings, grid, reached)
     shared, spread = consistency([*nones, *medians, grid])
     lines.append(
         f"check: {shared} settings were scored by more than one search; largest difference between "
         f"their scores {spread:.2g} ({'identical' if spread == 0 else 'NOT identical: training is not deterministic'})"
     )
     return "\n".join(lines)
+
+
+def replayed(settings: Settings, grid: Search, real: list[float]) -> list[str]:
+    """The unpruned searches again, many seeds: dlpipe's search loop against the grid's scores."""
+    import tpe_replay  # benchmarks/tpe_replay.py
+
+    table = tpe_replay.Table(
+        {
+            "space": settings.space,
+            "metric": settings.metric,
+            "scores": [[tpe_replay.values_of(settings.space, key), value] for key, value in grid.scores.items()],
+        }
+    )
+    budget = {"pruner": "none", "trials": settings.trials}
+    again = tpe_replay.reach(table, {"method": "tpe", **budget}, settings.seeds)
+    same = all(a == b for a, b in zip(again, real, strict=True))
+    seeds = range(REPLAY_SEEDS)
+    tpe = tpe_replay.reach(table, {"method": "tpe", **budget}, seeds)
+    rnd = tpe_replay.reach(table, {"method": "random", **budget}, seeds)
+
+    def summary(found: list[float]) -> str:
+        q1, _, q3 = statistics.quantiles([min(f, 1e9) for f in found], n=4, method="inclusive")
+        hits = sum(f <= settings.points / 3 for f in found)
+        share = hits / len(found)
+        return f"median {statistics.median(found):g} (quartiles {q1:g}-{q3:g}; within a third of the grid {share:.0%})"
+
+    return [
+        "",
+        f"replayed against the grid's scores (training is seeded: a setting scores as above), "
+        f"sampler seeds 0-{REPLAY_SEEDS - 1}:",
+        f"  TPE {summary(tpe)}; ratio to the grid's {settings.points} trials: "
+        f"{statistics.median(tpe) / settings.points:.2f}",
+        f"  random search {summary(rnd)}; random order without repeats expects "
+        f"{tpe_replay.random_order_mean(table):.1f}",
+        f"  check: the replay of seeds {', '.join(map(str, settings.seeds))} needs "
+        f"{', '.join('never' if math.isinf(a) else f'{a:g}' for a in again)} trials "
+        f"({'as the real searches did' if same else 'NOT as the real searches did'})",
+    ]
 
 
 def parse_args(argv: list[str] | None = None) -> Settings:

@@ -34,3 +34,20 @@ def test_benchmark_runs(script, expected):
     assert result.returncode == 0, result.stderr
     assert expected in result.stdout
     assert "no result" not in result.stdout
+
+
+def test_tpe_replay_runs_on_a_recorded_grid():
+    import json
+
+    table = ROOT / "benchmarks" / "tables" / "wine_small.json"
+    result = subprocess.run(
+        [sys.executable, str(ROOT / "benchmarks" / "tpe_replay.py"), "replay", str(table), "--seeds", "3"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={**os.environ, "OMP_NUM_THREADS": "1"},
+    )
+    assert result.returncode == 0, result.stderr
+    found = json.loads(result.stdout)
+    assert found["settings"] == 36 and found["seeds"] == 3
+    assert 1 <= found["median"] <= 36 and found["random_order"] == 18.5

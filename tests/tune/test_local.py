@@ -283,3 +283,29 @@ def test_numeric_lists_are_searched_in_order_and_reported_as_values(tmp_path):
         "model.norm": "layer",
     }
     assert values_of({"training.learning_rate": 2}, cfg) == {"training.learning_rate": 0.03}
+
+
+@pytest.mark.parametrize(("trials", "startup"), [(5, 3), (20, 3), (36, 3), (48, 4), (100, 10), (144, 10)])
+def test_tpe_spends_a_tenth_of_the_budget_at_random_before_its_model_proposes(trials, startup):
+    import optuna
+
+    from dlpipe.spec.tuning import Tuning
+    from dlpipe.tune.space import make_sampler, startup_trials, suggest
+
+    assert startup_trials(trials) == startup
+    space = {"training.learning_rate": [0.0003, 0.001, 0.003, 0.01], "model.dropout": {"float": [0.0, 0.5]}}
+    cfg = Tuning.model_validate({"method": "tpe", "trials": trials, "space": space})
+
+    def score(trial):  # lower is better: one corner of the space
+        values = suggest(trial, cfg)
+        return values["model.dropout"] - values["training.learning_rate"]
+
+    def drawn(sampler):  # the first 12 settings a sampler proposes
+        study = optuna.create_study(sampler=sampler)
+        study.optimize(score, 12)
+        return [t.params for t in study.trials]
+
+    tpe, random = drawn(make_sampler(cfg, 7)), drawn(optuna.samplers.RandomSampler(seed=7))
+    assert tpe[:startup] == random[:startup]  # the random trials: TPE's own random sampler, same seed
+    if startup < 12:
+        assert tpe[startup] != random[startup]  # then the model proposes
