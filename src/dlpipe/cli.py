@@ -77,6 +77,8 @@ def cmd_run(args: argparse.Namespace) -> int:
         spec = Pipeline.from_yaml(args.pipeline).spec
         version, champion = register_run(result, spec, args.run_dir)
         where = version.folder.parent.parent
+        if where.is_relative_to(Path.cwd()):  # shown as the user would type it
+            where = where.relative_to(Path.cwd())
         if champion is None:
             out.print(escape(f"registered {version.reference} in {where}; the first version: champion"))
         else:
