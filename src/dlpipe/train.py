@@ -353,6 +353,8 @@ def fit_network(
     start = None
     if head.kind == "regression" and spec.model.linear_candidate:
         start = net.linear_state(train.inputs, train.y)
+    if refit_epochs == 0 and start is None:  # no epoch was ever best (NaN scores) and no ridge: train as set
+        refit_epochs = cfg.epochs
     state = fit(
         net,
         head,
