@@ -143,3 +143,20 @@ def test_a_request_half_sent_during_a_swap_is_answered(registry, monkeypatch):
             client.sendall(body[10:])
             answer = client.recv(65536)
     assert answer.startswith(b"HTTP/1.1 200") and b'"version":"1"' in answer
+
+
+def test_a_shadow_that_disappears_does_not_stop_the_served_alias(tmp_path, monkeypatch):
+    folder = Pipeline.from_dict(tiny_config()).run(tmp_path / "runs").model_folder
+    registry = Registry(tmp_path / "reg")
+    for _ in range(3):
+        registry.register(folder)
+    registry.set_alias("iris", 1)
+    registry.set_alias("iris", 3, "challenger")
+    monkeypatch.setenv("DLPIPE_REGISTRY", str(registry.root))
+    store = f"sqlite:///{tmp_path / 'm.db'}"
+    settings = Settings(token="t", poll_seconds=3600)
+    with running("models:/iris@champion", settings=settings, store=store, shadow="models:/iris@challenger") as url:
+        registry.delete("iris", 3, force=True)  # the challenger's alias goes with it
+        registry.set_alias("iris", 2)
+        answer = httpx.post(f"{url}/admin/reload", headers={"Authorization": "Bearer t"})
+    assert answer.status_code == 200 and answer.json() == {"swapped": True, "version": "2"}
