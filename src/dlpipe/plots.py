@@ -1,0 +1,147 @@
+"""Charts as inline SVG: what the monitoring dashboard and the run report draw with. No script, no
+plotting library, nothing fetched: a page works offline and a browser renders it at once."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from html import escape
+from typing import Any
+
+WIDTH, HEIGHT, PAD = 560, 200, 36
+REF, CUR, BAD, OK, GRID = "#7a869a", "#2f6fdf", "#d64545", "#2e9e5b", "#e3e6eb"
+
+STYLE = """
+body{font:14px/1.45 system-ui,sans-serif;margin:24px;color:#1d2330;background:#f6f7f9}
+h1{font-size:22px;margin:0 0 4px}h2{font-size:16px;margin:24px 0 8px}
+.grid{display:grid;grid-template-columns:repeat(auto-fill,minmax(580px,1fr));gap:16px}
+.card{background:#fff;border:1px solid #dde1e7;border-radius:8px;padding:12px 14px}
+.alert{background:#fdecec;border-color:#f3b7b7}.healthy{background:#e9f7ef;border-color:#b5e2c7}
+table{border-collapse:collapse;width:100%}td,th{padding:3px 8px;border-bottom:1px solid #eceef2;text-align:left}
+td.n{text-align:right;font-variant-numeric:tabular-nums}.drift{color:#d64545;font-weight:600}
+.muted{color:#6b7383}svg text{font:11px system-ui,sans-serif;fill:#4a5263}
+"""
+
+
+def fmt(value: Any, digits: int = 4) -> str:
+    return "–" if value is None else f"{value:.{digits}f}"
+
+
+def utc_time(seconds: float) -> str:
+    return datetime.fromtimestamp(seconds, UTC).strftime("%Y-%m-%d %H:%M")
+
+
+def svg(body: str, label: str, height: int = HEIGHT) -> str:
+    return (
+        f'<svg role="img" aria-label="{escape(label)}" viewBox="0 0 {WIDTH} {height}" width="100%" '
+        f'style="max-width:{WIDTH * 1.6:.0f}px" xmlns="http://www.w3.org/2000/svg">{body}</svg>'
+    )
+
+
+def axes(low: float, high: float, height: int = HEIGHT) -> str:
+    lines = []
+    for i in range(5):
+        y = height - PAD + (PAD * 2 - height) * i / 4
+        value = low + (high - low) * i / 4
+        lines.append(f'<line x1="{PAD}" x2="{WIDTH - 8}" y1="{y:.1f}" y2="{y:.1f}" stroke="{GRID}"/>')
+        lines.append(f'<text x="{PAD - 4}" y="{y + 4:.1f}" text-anchor="end">{value:.3g}</text>')
+    return "".join(lines)
+
+
+def line_chart(series: dict[str, tuple[list[float | None], str]], label: str, marks: list[int] = ()) -> str:
+    """Lines over the windows (None leaves a gap); `marks` are windows where the model version changed."""
+    values = [v for points, _ in series.values() for v in points if v is not None]
+    if not values:
+        return svg(f'<text x="{WIDTH / 2}" y="{HEIGHT / 2}" text-anchor="middle">no data</text>', label)
+    low, high = min(values), max(values)
+    low, high = (low - 0.5, high + 0.5) if high == low else (low, high)
+    count = max(len(points) for points, _ in series.values())
+    step = (WIDTH - PAD - 16) / max(count - 1, 1)
+
+    def xy(i: int, v: float) -> str:
+        return f"{PAD + 8 + i * step:.1f},{HEIGHT - PAD - (v - low) / (high - low) * (HEIGHT - 2 * PAD):.1f}"
+
+    parts = [axes(low, high)]
+    for i in marks:
+        x = PAD + 8 + i * step
+        parts.append(f'<line x1="{x:.1f}" x2="{x:.1f}" y1="{PAD / 2}" y2="{HEIGHT - PAD}" stroke="#9b59b6" ')
+        parts.append('stroke-dasharray="4 3"><title>new model version</title></line>')
+    for n, (name, (points, color)) in enumerate(series.items()):
+        runs, run = [], []
+        for i, v in enumerate(points):
+            if v is None:
+                runs, run = [*runs, run] if run else runs, []
+            else:
+                run.append(xy(i, v))
+        runs = [*runs, run] if run else runs
+        for r in runs:
+            parts.append(f'<polyline fill="none" stroke="{color}" stroke-width="2" points="{" ".join(r)}"/>')
+            parts += [f'<circle cx="{p.split(",")[0]}" cy="{p.split(",")[1]}" r="2.5" fill="{color}"/>' for p in r]
+        parts.append(f'<text x="{PAD + 8 + n * 150}" y="{HEIGHT - 8}" fill="{color}">■ {escape(name)}</text>')
+    return svg("".join(parts), label)
+
+
+def bars(pairs: list[tuple[str, float, float]], label: str, colors: tuple[str, str] = (REF, CUR)) -> str:
+    """Pairs of bars (reference, current) per label."""
+    if not pairs:
+        return svg(f'<text x="{WIDTH / 2}" y="{HEIGHT / 2}" text-anchor="middle">no data</text>', label)
+    high = max(max(a, b) for _, a, b in pairs) or 1.0
+    slot = (WIDTH - PAD - 8) / len(pairs)
+    width = max(slot * 0.4, 1)
+    parts = [axes(0, high)]
+    for i, (name, a, b) in enumerate(pairs):
+        for j, (value, color) in enumerate(((a, colors[0]), (b, colors[1]))):
+            h = value / high * (HEIGHT - 2 * PAD)
+            x = PAD + 4 + i * slot + j * width
+            parts.append(
+                f'<rect x="{x:.1f}" y="{HEIGHT - PAD - h:.1f}" width="{width:.1f}" height="{h:.1f}" fill="{color}">'
+                f"<title>{escape(name)}: {value:.3f}</title></rect>"
+            )
+        if len(pairs) <= 12:
+            text = escape(name[:10])
+            parts.append(f'<text x="{PAD + 4 + i * slot + width:.1f}" y="{HEIGHT - PAD + 14}" ')
+            parts.append(f'text-anchor="middle">{text}</text>')
+    parts.append(f'<text x="{PAD}" y="{HEIGHT - 6}" fill="{colors[0]}">■ reference</text>')
+    parts.append(f'<text x="{PAD + 90}" y="{HEIGHT - 6}" fill="{colors[1]}">■ current</text>')
+    return svg("".join(parts), label)
+
+
+def xy_chart(
+    series: dict[str, tuple[list[float], list[float], str]],
+    label: str,
+    *,
+    diagonal: bool = False,
+    dots: bool = False,
+    bounds: tuple[float, float, float, float] | None = None,
+) -> str:
+    """Lines (or dots) of (x, y) points; `diagonal` draws y = x (a random ROC, a perfect calibration)."""
+    xs = [x for x_values, _, _ in series.values() for x in x_values]
+    ys = [y for _, y_values, _ in series.values() for y in y_values]
+    if not xs:
+        return svg(f'<text x="{WIDTH / 2}" y="{HEIGHT / 2}" text-anchor="middle">no data</text>', label)
+    x0, x1, y0, y1 = bounds or (min(xs), max(xs), min(ys), max(ys))
+    x1, y1 = (x1 if x1 > x0 else x0 + 1), (y1 if y1 > y0 else y0 + 1)
+
+    def at(x: float, y: float) -> tuple[float, float]:
+        return PAD + 8 + (x - x0) / (x1 - x0) * (WIDTH - PAD - 24), HEIGHT - PAD - (y - y0) / (y1 - y0) * (
+            HEIGHT - 2 * PAD
+        )
+
+    parts = [axes(y0, y1)]
+    for i in range(5):
+        x = x0 + (x1 - x0) * i / 4
+        px, _ = at(x, y0)
+        parts.append(f'<text x="{px:.1f}" y="{HEIGHT - PAD + 14}" text-anchor="middle">{x:.3g}</text>')
+    if diagonal:
+        (ax, ay), (bx, by) = at(x0, y0), at(x1, y1)
+        parts.append(
+            f'<line x1="{ax:.1f}" y1="{ay:.1f}" x2="{bx:.1f}" y2="{by:.1f}" stroke="{REF}" stroke-dasharray="4 3"/>'
+        )
+    for n, (name, (x_values, y_values, color)) in enumerate(series.items()):
+        points = [at(x, y) for x, y in zip(x_values, y_values, strict=True)]
+        if dots:
+            parts += [f'<circle cx="{x:.1f}" cy="{y:.1f}" r="2" fill="{color}" fill-opacity="0.6"/>' for x, y in points]
+        else:
+            joined = " ".join(f"{x:.1f},{y:.1f}" for x, y in points)
+            parts.append(f'<polyline fill="none" stroke="{color}" stroke-width="2" points="{joined}"/>')
+        parts.append(f'<text x="{PAD + 8 + n * 170}" y="{HEIGHT - 4}" fill="{color}">■ {escape(name)}</text>')
+    return svg("".join(parts), label)
