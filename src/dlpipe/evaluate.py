@@ -53,6 +53,7 @@ def details(task: str, y: np.ndarray, output: np.ndarray, classes: list[str] | N
         precision, recall, f1, support = precision_recall_fscore_support(y, predicted, labels=labels, zero_division=0)
         return {
             "classes": classes,
+            "curves": curves(y, output, classes),
             "confusion_matrix": confusion_matrix(y, predicted, labels=labels).tolist(),
             "per_class": {
                 str(c): {
@@ -65,13 +66,58 @@ def details(task: str, y: np.ndarray, output: np.ndarray, classes: list[str] | N
             },
         }
     residual = np.asarray(output, float) - np.asarray(y, float)
+    shown = np.sort(np.random.default_rng(0).permutation(len(y))[:POINTS])
     return {
         "residuals": {
             "mean": float(residual.mean()),
             "std": float(residual.std()),
             "max_abs": float(np.abs(residual).max()),
-        }
+        },
+        "scatter": {"actual": _rounded(np.asarray(y, float)[shown]), "predicted": _rounded(np.asarray(output)[shown])},
     }
+
+
+POINTS = 500  # points kept for a plot: enough to see, small enough for metrics.json
+CURVE_POINTS = 101
+
+
+def curves(y: np.ndarray, proba: np.ndarray, classes: list[str] | None) -> dict[str, Any]:
+    """ROC and precision-recall curves (one-vs-rest, at most 10 classes) and a 10-bin calibration of
+    the predicted class's probability, thinned for plotting."""
+    from sklearn.metrics import precision_recall_curve, roc_curve
+
+    names = list(classes or range(proba.shape[1]))
+    shown = [1] if proba.shape[1] == 2 else list(range(min(proba.shape[1], 10)))
+    out: dict[str, Any] = {"roc": {}, "pr": {}}
+    for c in shown:
+        positive = (y == c).astype(int)
+        if positive.min() == positive.max():
+            continue  # one class only: no curve
+        fpr, tpr, _ = roc_curve(positive, proba[:, c])
+        precision, recall, _ = precision_recall_curve(positive, proba[:, c])
+        out["roc"][str(names[c])] = {"fpr": _thin(fpr), "tpr": _thin(tpr)}
+        out["pr"][str(names[c])] = {"recall": _thin(recall), "precision": _thin(precision)}
+    confidence, hit = proba.max(1), (proba.argmax(1) == y).astype(float)
+    bins = np.minimum((confidence * 10).astype(int), 9)
+    out["calibration"] = [
+        {
+            "predicted": float(confidence[bins == b].mean()),
+            "observed": float(hit[bins == b].mean()),
+            "rows": int((bins == b).sum()),
+        }
+        for b in range(10)
+        if (bins == b).any()
+    ]
+    return out
+
+
+def _thin(values: np.ndarray) -> list[float]:
+    index = np.unique(np.linspace(0, len(values) - 1, min(len(values), CURVE_POINTS)).astype(int))
+    return _rounded(values[index])
+
+
+def _rounded(values: np.ndarray) -> list[float]:
+    return [round(float(v), 5) for v in values]
 
 
 def split_targets(prepared: Prepared, name: str) -> tuple[np.ndarray, Callable[[np.ndarray], np.ndarray]]:

@@ -212,7 +212,13 @@ class Pipeline:
             reporter.info(f"no model.onnx ({onnx['error']}); serving will run the model in PyTorch")
         lap("package")
         metrics["seconds"] = seconds
-        write_json(folder / "metrics.json", metrics)  # written last: its presence marks a finished run
+        from dlpipe.report import write_report
+
+        write_json(folder / "metrics.json", metrics)  # its presence marks a finished run
+        try:
+            write_report(folder)
+        except Exception as exc:  # the model and its metrics stand; a page that failed to draw must not undo them
+            reporter.info(f"warning: report.html not written ({type(exc).__name__}: {exc})")
         (folder / "checkpoint.safetensors").unlink(missing_ok=True)
         return RunResult(folder, metrics, seconds, data_fingerprint(prepared))
 

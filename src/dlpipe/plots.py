@@ -80,8 +80,13 @@ def line_chart(series: dict[str, tuple[list[float | None], str]], label: str, ma
     return svg("".join(parts), label)
 
 
-def bars(pairs: list[tuple[str, float, float]], label: str, colors: tuple[str, str] = (REF, CUR)) -> str:
-    """Pairs of bars (reference, current) per label."""
+def bars(
+    pairs: list[tuple[str, float, float]],
+    label: str,
+    colors: tuple[str, str] = (REF, CUR),
+    legend: tuple[str, str] | None = ("reference", "current"),
+) -> str:
+    """Pairs of bars (reference, current) per label; with `legend` None, one bar per label (the first value)."""
     if not pairs:
         return svg(f'<text x="{WIDTH / 2}" y="{HEIGHT / 2}" text-anchor="middle">no data</text>', label)
     high = max(max(a, b) for _, a, b in pairs) or 1.0
@@ -89,7 +94,7 @@ def bars(pairs: list[tuple[str, float, float]], label: str, colors: tuple[str, s
     width = max(slot * 0.4, 1)
     parts = [axes(0, high)]
     for i, (name, a, b) in enumerate(pairs):
-        for j, (value, color) in enumerate(((a, colors[0]), (b, colors[1]))):
+        for j, (value, color) in enumerate(((a, colors[0]), (b, colors[1]))[: 2 if legend else 1]):
             h = value / high * (HEIGHT - 2 * PAD)
             x = PAD + 4 + i * slot + j * width
             parts.append(
@@ -100,8 +105,9 @@ def bars(pairs: list[tuple[str, float, float]], label: str, colors: tuple[str, s
             text = escape(name[:10])
             parts.append(f'<text x="{PAD + 4 + i * slot + width:.1f}" y="{HEIGHT - PAD + 14}" ')
             parts.append(f'text-anchor="middle">{text}</text>')
-    parts.append(f'<text x="{PAD}" y="{HEIGHT - 6}" fill="{colors[0]}">■ reference</text>')
-    parts.append(f'<text x="{PAD + 90}" y="{HEIGHT - 6}" fill="{colors[1]}">■ current</text>')
+    if legend:
+        parts.append(f'<text x="{PAD}" y="{HEIGHT - 6}" fill="{colors[0]}">■ {escape(legend[0])}</text>')
+        parts.append(f'<text x="{PAD + 90}" y="{HEIGHT - 6}" fill="{colors[1]}">■ {escape(legend[1])}</text>')
     return svg("".join(parts), label)
 
 
