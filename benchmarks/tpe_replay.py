@@ -15,6 +15,8 @@ benchmarks/README.md by up to 2).
     python benchmarks/tpe_replay.py replay benchmarks/tables/digits_small.json --method random
     python benchmarks/tpe_replay.py replay benchmarks/tables/digits_small.json \
         --sampler '{"n_startup_trials": 9, "multivariate": true}'   # other TPESampler arguments
+    python benchmarks/tpe_replay.py prune benchmarks/tables/*_small.json --seeds 100   # pruner: median
+    python benchmarks/tpe_replay.py prune benchmarks/tables/digits_small.json --percentile 50 --warmup 8
 
 Each replay prints one JSON line: the median, mean and quartiles over seeds 0..N-1 of the trained
 trials until one scored at least as well as the grid's best, the share of seeds that got there
@@ -210,14 +212,48 @@ def replay(path: Path, seeds: int, tuning: dict[str, Any], sampler: dict[str, An
     }
 
 
-def prune(path: Path, seeds: int, trials: int | None) -> dict[str, Any]:
+def prune(
+    path: Path, seeds: int, trials: int | None, percentile: float | None = None, warmup: int | None = None
+) -> dict[str, Any]:
     """Per seed the same TPE search without and with the median pruner (the table's curves give the
     validation value after every epoch): epochs trained, and whether the pruned search's best is
-    within 0.5% of the unpruned one's."""
+    within 0.5% of the unpruned one's. `percentile` and `warmup` (exploration) replace the pruner's
+    by Optuna's `PercentilePruner(percentile, n_startup_trials=5, n_warmup_steps=warmup)`."""
+    import optuna
+
+    import dlpipe.tune.local as local
+    from dlpipe.tune.space import KEEP_PERCENTILE, warmup_epochs
+
     table = Table(json.loads(path.read_text()))
     if not table.curves:
         raise SystemExit(f"{path} has no curves: record it again")
     budget = trials or len(table.scores)
+    rule = {
+        "percentile": KEEP_PERCENTILE if percentile is None else percentile,
+        "warmup": warmup_epochs(40) if warmup is None else warmup,  # replay_one trains 40 epochs
+    }
+    saved = local.make_pruner
+    if percentile is not None or warmup is not None:
+        local.make_pruner = lambda cfg, epochs: (
+            optuna.pruners.PercentilePruner(rule["percentile"], n_startup_trials=5, n_warmup_steps=rule["warmup"])
+            if cfg.pruner == "median"
+            else saved(cfg, epochs)
+        )
+    try:
+        ratios, within = _prune_seeds(table, seeds, budget)
+    finally:
+        local.make_pruner = saved
+    return {
+        "table": path.name,
+        "seeds": seeds,
+        "trials": budget,
+        **rule,
+        "epochs_ratio_median": round(statistics.median(ratios), 3),
+        "within_half_percent": sum(within) / seeds,
+    }
+
+
+def _prune_seeds(table: Table, seeds: int, budget: int) -> tuple[list[float], list[bool]]:
     ratios, within = [], []
     for seed in range(seeds):
         found = {}
@@ -229,13 +265,7 @@ def prune(path: Path, seeds: int, trials: int | None) -> dict[str, Any]:
         ratios.append(epochs_median / epochs_none)
         worse = (median - none) / abs(none) if none else 0.0
         within.append((-worse if table.metric.greater_is_better else worse) <= 0.005)
-    return {
-        "table": path.name,
-        "seeds": seeds,
-        "trials": budget,
-        "epochs_ratio_median": round(statistics.median(ratios), 3),
-        "within_half_percent": sum(within) / seeds,
-    }
+    return ratios, within
 
 
 def _quartiles(values: list[float]) -> tuple[float, float]:
@@ -265,10 +295,12 @@ def main(argv: list[str] | None = None) -> int:
     pru.add_argument("table", type=Path, nargs="+")
     pru.add_argument("--seeds", type=int, default=50)
     pru.add_argument("--trials", type=int, default=None, help="budget (default: the grid's size)")
+    pru.add_argument("--percentile", type=float, default=None, help="exploration: Optuna's PercentilePruner at this")
+    pru.add_argument("--warmup", type=int, default=None, help="exploration: epochs before it may cut")
     args = parser.parse_args(argv)
     if args.command == "prune":
         for path in args.table:
-            print(json.dumps(prune(path, args.seeds, args.trials)))
+            print(json.dumps(prune(path, args.seeds, args.trials, args.percentile, args.warmup)))
         return 0
     if args.command == "record":
         record(args.table, args.data, args.space, args.epochs, args.early_stopping)
