@@ -50,7 +50,7 @@ def _storage(tuning: Path) -> optuna.storages.RDBStorage:
 def _open(tuning: Path, cfg: Tuning, training: Any, seed: int) -> optuna.Study:
     import optuna
 
-    pruner = make_pruner(cfg, training.epochs, training.early_stopping)
+    pruner = make_pruner(cfg, training.epochs)
     return optuna.load_study(study_name=STUDY, storage=_storage(tuning), sampler=make_sampler(cfg, seed), pruner=pruner)
 
 

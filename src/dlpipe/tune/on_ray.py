@@ -64,7 +64,7 @@ def search_ray(
                 metric=SCORE,
                 mode=mode,
                 search_alg=searcher,
-                scheduler=_scheduler(cfg, search.base.training.epochs, search.base.training.early_stopping),
+                scheduler=_scheduler(cfg, search.base.training.epochs),
                 num_samples=cfg.total_trials,
                 max_concurrent_trials=cfg.parallel,
                 time_budget_s=cfg.timeout,
@@ -115,11 +115,13 @@ def _suggest_only(trial: Any, cfg: Tuning) -> None:
     suggest(trial, cfg)  # define-by-run: OptunaSearch reads the parameters off the trial
 
 
-def _scheduler(cfg: Tuning, epochs: int, patience: int) -> Any:
+def _scheduler(cfg: Tuning, epochs: int) -> Any:
     """Ray's counterpart of each pruner, on epochs (`training_iteration`).
 
     A trial reports once per epoch and once more at the end with its weights, so the longest trial
-    runs `epochs + 1` iterations.
+    runs `epochs + 1` iterations. `median` waits the same warm-up and 5 trials as Optuna's pruner,
+    but Ray's median stopping has no percentile: it cuts below the median of the others' running
+    averages, where Optuna's cuts only the trials that trail three quarters of the finished ones.
     """
     from ray.tune.schedulers import ASHAScheduler, FIFOScheduler, HyperBandScheduler, MedianStoppingRule
 
@@ -130,7 +132,7 @@ def _scheduler(cfg: Tuning, epochs: int, patience: int) -> Any:
         return HyperBandScheduler(time_attr="training_iteration", max_t=epochs + 1, reduction_factor=3)
     if cfg.pruner == "median":
         return MedianStoppingRule(
-            time_attr="training_iteration", grace_period=warmup_epochs(epochs, patience), min_samples_required=5
+            time_attr="training_iteration", grace_period=warmup_epochs(epochs), min_samples_required=5
         )
     return FIFOScheduler()
 
