@@ -298,13 +298,17 @@ def _remove(folder: Path) -> None:
     shutil.rmtree(folder, ignore_errors=True)
 
 
+def pipeline_registry(spec: Any, run_dir: str | Path) -> Registry:
+    """A pipeline's registry: `registry:` in its file, else dlpipe-registry beside the runs folder."""
+    return Registry(Path(spec.registry) if spec.registry else Path(run_dir).resolve().parent / DEFAULT)
+
+
 def register_run(result: Any, spec: Any, run_dir: str | Path) -> tuple[Version, Version | None]:
     """Register a run's model (one that met its goal) with its lineage: (the new version, the champion
     before it). The first version of a name becomes its champion; later ones wait for a promotion."""
     import hashlib
 
-    root = Path(spec.registry) if spec.registry else Path(run_dir).resolve().parent / DEFAULT
-    registry = Registry(root)
+    registry = pipeline_registry(spec, run_dir)
     champion = registry.alias(spec.name, "champion")
     version = registry.register(
         result.model_folder,

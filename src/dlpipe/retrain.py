@@ -86,16 +86,11 @@ def retrain(
     from dlpipe.collect import collect
     from dlpipe.pipeline import Pipeline, write_json
     from dlpipe.prepare.target import resolve_target
-    from dlpipe.registry import DEFAULT, Registry
+    from dlpipe.registry import pipeline_registry
 
-    base = Pipeline.from_yaml(pipeline)
-    spec = base.spec
-    registry = Registry(Path(spec.registry) if spec.registry else Path(run_dir).resolve().parent / DEFAULT)
-    champion = registry.alias(spec.name, "champion")
-    if champion is None:
-        raise ArtifactError(
-            f"{spec.name} has no champion to challenge", where=str(registry.root), fix=f"dlpipe run {pipeline} first"
-        )
+    spec = Pipeline.from_yaml(pipeline).spec
+    registry = pipeline_registry(spec, run_dir)
+    champion = _champion(registry, spec.name, pipeline)
     source = collect(spec.data.source).frame
     target = resolve_target(source, spec.problem.target)
     url = store or spec.monitoring.store
@@ -146,17 +141,21 @@ def retrain(
     return Outcome(promoted, reason, comparison, result.folder)
 
 
+def _champion(registry: Any, name: str, pipeline: str | Path) -> Any:
+    """The registry's champion of `name`; an error saying how to get one when there is none."""
+    champion = registry.alias(name, "champion")
+    if champion is None:
+        raise ArtifactError(f"{name} has no champion", where=str(registry.root), fix=f"dlpipe run {pipeline} first")
+    return champion
+
+
 def champion_folder(pipeline: str | Path, run_dir: str | Path) -> Path:
     """The folder of the pipeline's champion in its registry."""
     from dlpipe.pipeline import Pipeline
-    from dlpipe.registry import DEFAULT, Registry
+    from dlpipe.registry import pipeline_registry
 
     spec = Pipeline.from_yaml(pipeline).spec
-    registry = Registry(Path(spec.registry) if spec.registry else Path(run_dir).resolve().parent / DEFAULT)
-    champion = registry.alias(spec.name, "champion")
-    if champion is None:
-        raise ArtifactError(f"{spec.name} has no champion", where=str(registry.root), fix=f"dlpipe run {pipeline}")
-    return champion.folder
+    return _champion(pipeline_registry(spec, run_dir), spec.name, pipeline).folder
 
 
 def watch(
