@@ -87,18 +87,15 @@ def cmd_feedback(args: argparse.Namespace) -> int:
     if url is None:
         raise ConfigError("no prediction store", where="monitoring.store", fix="pass --store URL")
     labels = read_labels(args.labels, baseline.classes)
-    from dlpipe.errors import DataError, DlpipeError
+    from dlpipe.errors import DlpipeError
 
-    store = Store(url)
-    try:
-        stored = store.add_feedback(labels, time.time())
-    except DlpipeError:
-        raise
-    except Exception as exc:  # unreachable, locked, refused: one line, as for dlpipe monitor
-        first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-        raise DataError(f"cannot write to the prediction store: {first}", where=store.url) from None
-    finally:
-        store.dispose()
+    with Store(url) as store:
+        try:
+            stored = store.add_feedback(labels, time.time())
+        except DlpipeError:
+            raise
+        except Exception as exc:  # unreachable, locked, refused: one line, as for dlpipe monitor
+            raise store.failed(exc, "write to") from None
     _echo(f"stored {stored} labels for {baseline.name} in {store.url}", err=True)
     return 0
 

@@ -36,11 +36,8 @@ def feedback_rows(store_url: str, name: str, target: str) -> pd.DataFrame:
     Rows whose inputs were stored as hashes (images, audio, long texts) cannot be trained on."""
     from dlpipe.monitor.store import Store
 
-    store = Store(store_url)
-    try:
+    with Store(store_url) as store:
         logged = store.predictions(name)  # served answers only: a shadow's rows would count twice
-    finally:
-        store.dispose()
     logged = logged[logged["label"].notna()]
     if logged.empty:
         return pd.DataFrame()
@@ -200,8 +197,5 @@ def watch(
 def _labels_stored(store_class: Any, url: str | None) -> int:
     if url is None:
         return 0
-    store = store_class(url)
-    try:
+    with store_class(url) as store:
         return store.feedback_count()
-    finally:
-        store.dispose()

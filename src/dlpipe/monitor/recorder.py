@@ -88,11 +88,6 @@ class Recorder:
         self._store_lock = threading.Lock()
         self.last_error: str | None = None
 
-    def follow(self, runtime: Any) -> None:
-        """After a swap: the new version's feature types and encoders."""
-        self.types = {c.name: c.type for c in runtime.model.preprocessor.columns}
-        self.embed = runtime.embed if any(t in EMBEDDED for t in self.types.values()) else None
-
     def store(self) -> Store:
         """The store, opened on first use (a bad URL is reported then, not at import)."""
         with self._store_lock:

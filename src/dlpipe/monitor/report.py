@@ -229,7 +229,7 @@ def conditions(baseline: Baseline, window: dict[str, Any]) -> list[dict[str, Any
 
 
 def monitor(
-    model: str | Path,
+    model: str | Path | Baseline,
     store: str | Any | None = None,
     since: float | None = None,
     window: int | None = None,
@@ -243,7 +243,7 @@ def monitor(
     Only rows this version answered count, unless `all_versions` (earlier versions are another model)."""
     from dlpipe.monitor.store import Store, shown
 
-    baseline = Baseline.from_folder(model)
+    baseline = model if isinstance(model, Baseline) else Baseline.from_folder(model)
     settings = baseline.settings
     url = store or settings.store
     if url is None:
@@ -292,16 +292,13 @@ def monitor(
 
 def _read(store: Any, model: str, since: float | None, latest: int, version: str | None) -> pd.DataFrame:
     """The version's served answers; for a version only ever run in shadow mode, its shadow answers."""
-    from dlpipe.errors import DataError
-
     try:
         rows = store.predictions(model, since=since, latest=latest, version=version)
         if rows.empty and version is not None:
             rows = store.predictions(model, since=since, latest=latest, version=version, shadow=True)
         return rows
     except Exception as exc:
-        first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-        raise DataError(f"cannot read the prediction store: {first}", where=store.url) from None
+        raise store.failed(exc, "read") from None
 
 
 def _brief(feature: dict[str, Any]) -> dict[str, Any]:

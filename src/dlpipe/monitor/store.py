@@ -169,6 +169,17 @@ class Store:
     def dispose(self) -> None:
         self.engine.dispose()
 
+    def __enter__(self) -> Store:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.dispose()
+
+    def failed(self, exc: Exception, doing: str) -> DataError:
+        """A database's failure as one line naming the (masked) store."""
+        first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        return DataError(f"cannot {doing} the prediction store: {first}", where=self.url)
+
 
 def _with_installed_driver(url: sa.engine.URL) -> sa.engine.URL:
     """`postgresql://` means psycopg2 to SQLAlchemy; use psycopg 3 when only that one is installed."""

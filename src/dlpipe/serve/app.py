@@ -86,8 +86,6 @@ def create_app(
         shadow=shadow if recorder is not None else None,  # a shadow's answers only matter in the log
     )
     models.on_swap.append(lambda old, new: metrics.swapped(old.runtime, new.runtime))
-    if recorder is not None:
-        models.on_swap.append(lambda old, new: recorder.follow(new.runtime))
     # ready: what probes see (false from a stop signal on); started: the model can take requests,
     # which stays true while the requests in flight drain
     state = {"ready": False, "started": False}
@@ -141,6 +139,7 @@ def create_app(
         return result, ids
 
     tasks: set[asyncio.Task] = set()
+    baselines: dict[Any, Any] = {}  # model folder -> its monitoring baseline, for /dashboard
 
     async def mirror(shadow: Slot, frame: Any, ids: list[str]) -> None:
         """The shadow model's answer to the same rows, logged beside the served one; never returned."""
@@ -335,7 +334,7 @@ def create_app(
     async def dashboard(window: int | None = None) -> HTMLResponse:
         """The monitoring dashboard of this model's logged predictions (`?window=N` rows per window)."""
         from dlpipe.monitor.dashboard import render
-        from dlpipe.monitor.report import clean_json, monitor
+        from dlpipe.monitor.report import Baseline, clean_json, monitor
 
         if recorder is None:
             raise RequestError("this server logs no predictions (no monitoring store), so it has no dashboard", 404)
@@ -343,7 +342,9 @@ def create_app(
             raise RequestError("window must be between 10 and 10,000,000 rows")
         try:
             folder = models.current.runtime.model.folder
-            report = await run_in_threadpool(monitor, folder, recorder.store(), None, window, False)
+            if folder not in baselines:  # read (and hash-checked) once per version, not per page view
+                baselines[folder] = await run_in_threadpool(Baseline.from_folder, folder)
+            report = await run_in_threadpool(monitor, baselines[folder], recorder.store(), None, window, False)
         except DlpipeError as exc:
             raise RequestError(exc.render(), 503) from None
         return HTMLResponse(render(clean_json(report)))

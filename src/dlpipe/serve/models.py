@@ -11,7 +11,7 @@ import asyncio
 import contextlib
 import functools
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -30,7 +30,6 @@ class Slot:
     batcher: Batcher
     features: list[Feature]
     inflight: int = 0
-    retired: asyncio.Event = field(default_factory=asyncio.Event)
 
     @functools.cached_property
     def types(self) -> dict[str, str]:
@@ -153,7 +152,6 @@ class ModelSet:
         while slot.inflight or slot.batcher.pending:
             await asyncio.sleep(0.05)
         await slot.batcher.stop()
-        slot.retired.set()
 
     async def version(self, name: str, version: str) -> Slot:
         """The slot of a given version: the served one, an extra one, or (from the registry) loaded now."""
