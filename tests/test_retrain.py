@@ -45,13 +45,19 @@ def write_pipeline(folder, name: str, store: str, **training) -> str:
     return str(path)
 
 
-def test_new_concept_alert_retrain_promote_swap_rollback(tmp_path, monkeypatch):
+def first_champion(tmp_path) -> tuple[str, str, str, Registry]:
+    """The old world's data, a pipeline logging to a store there, and its first run as champion:
+    (pipeline file, store URL, runs folder, registry)."""
     rows(1500, 0, "old").to_csv(tmp_path / "old.csv", index=False)
     store = f"sqlite:///{tmp_path / 'monitor.db'}"
     pipeline = write_pipeline(tmp_path, "p.yaml", store)
     runs = str(tmp_path / "runs")
     assert dlpipe("run", pipeline, "--run-dir", runs, "-q").returncode == 0
-    registry = Registry(tmp_path / "dlpipe-registry")
+    return pipeline, store, runs, Registry(tmp_path / "dlpipe-registry")
+
+
+def test_new_concept_alert_retrain_promote_swap_rollback(tmp_path, monkeypatch):
+    pipeline, store, runs, registry = first_champion(tmp_path)
     assert registry.alias("churn", "champion").version == 1
     monkeypatch.setenv("DLPIPE_REGISTRY", str(registry.root))
 
@@ -108,10 +114,7 @@ def _wait_for_version(seen: list, version: str) -> None:
 
 
 def test_a_weak_challenger_keeps_the_champion(tmp_path):
-    rows(1500, 0, "old").to_csv(tmp_path / "old.csv", index=False)
-    store = f"sqlite:///{tmp_path / 'monitor.db'}"
-    runs = str(tmp_path / "runs")
-    assert dlpipe("run", write_pipeline(tmp_path, "p.yaml", store), "--run-dir", runs, "-q").returncode == 0
+    _, store, runs, _ = first_champion(tmp_path)
     weak = write_pipeline(tmp_path, "weak.yaml", store, epochs=1, learning_rate=1e-5)
     kept = dlpipe("retrain", weak, "--run-dir", runs, "-q")
     assert kept.returncode == 5 and "KEPT the champion" in kept.stdout
@@ -143,12 +146,7 @@ def _log_new_concept(store: str, model, n: int = 2000) -> None:
 
 
 def test_watch_retrains_on_an_alert_then_rests(tmp_path):
-    rows(1500, 0, "old").to_csv(tmp_path / "old.csv", index=False)
-    store = f"sqlite:///{tmp_path / 'monitor.db'}"
-    pipeline = write_pipeline(tmp_path, "p.yaml", store)
-    runs = str(tmp_path / "runs")
-    assert dlpipe("run", pipeline, "--run-dir", runs, "-q").returncode == 0
-    registry = Registry(tmp_path / "dlpipe-registry")
+    pipeline, store, runs, registry = first_champion(tmp_path)
     _log_new_concept(store, registry.alias("churn", "champion").folder)
     watched = dlpipe("watch", pipeline, "--every", "1s", "--rounds", "2", "--run-dir", runs)
     assert watched.returncode == 0, watched.stderr
@@ -159,12 +157,8 @@ def test_watch_retrains_on_an_alert_then_rests(tmp_path):
 
 
 def test_monitor_retrain_flag(tmp_path):
-    rows(1500, 0, "old").to_csv(tmp_path / "old.csv", index=False)
-    store = f"sqlite:///{tmp_path / 'monitor.db'}"
-    pipeline = write_pipeline(tmp_path, "p.yaml", store)
-    runs = str(tmp_path / "runs")
-    assert dlpipe("run", pipeline, "--run-dir", runs, "-q").returncode == 0
-    champion = Registry(tmp_path / "dlpipe-registry").alias("churn", "champion").folder
+    pipeline, store, runs, registry = first_champion(tmp_path)
+    champion = registry.alias("churn", "champion").folder
     _log_new_concept(store, champion)
     done = dlpipe("monitor", str(champion), "--retrain", pipeline, "--run-dir", runs)
     assert done.returncode == 0 and "ALERT" in done.stdout and "promoted: " in done.stderr
@@ -176,11 +170,8 @@ def test_warm_start_trains_on_from_the_champion(tmp_path):
     from dlpipe.package import load_model
     from dlpipe.pipeline import Pipeline
 
-    rows(1500, 0, "old").to_csv(tmp_path / "old.csv", index=False)
-    store = f"sqlite:///{tmp_path / 'monitor.db'}"
-    runs = str(tmp_path / "runs")
-    assert dlpipe("run", write_pipeline(tmp_path, "p.yaml", store), "--run-dir", runs, "-q").returncode == 0
-    champion = Registry(tmp_path / "dlpipe-registry").alias("churn", "champion").folder
+    _, store, runs, registry = first_champion(tmp_path)
+    champion = registry.alias("churn", "champion").folder
 
     # hardly any training from the champion's weights: the champion's answers, its preprocessing
     still = Pipeline.from_yaml(write_pipeline(tmp_path, "still.yaml", store, epochs=1, learning_rate=1e-7))

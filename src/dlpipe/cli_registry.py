@@ -20,11 +20,10 @@ def cmd_list(args: argparse.Namespace) -> int:
 
     from dlpipe.console import out
 
-    versions = _registry(args).versions(args.name)
+    registry = _registry(args)
+    versions = registry.versions(args.name)
     if not versions:
-        out.print(
-            escape(f"no registered models in {_registry(args).root}" + (f" named {args.name}" if args.name else ""))
-        )
+        out.print(escape(f"no registered models in {registry.root}" + (f" named {args.name}" if args.name else "")))
         return 0
     table = Table("name", "version", "created (UTC)", "test metrics", "aliases", "parent", box=None, pad_edge=False)
     for v in versions:
