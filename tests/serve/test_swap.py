@@ -141,7 +141,7 @@ def test_a_request_half_sent_during_a_swap_is_answered(registry, monkeypatch):
                 assert time.time() < deadline
             time.sleep(0.5)  # the old slot would be retired by now if the request did not hold it
             client.sendall(body[10:])
-            answer = client.recv(65536)
+            answer = _read_response(client)
     assert answer.startswith(b"HTTP/1.1 200") and b'"version":"1"' in answer
 
 
@@ -160,3 +160,17 @@ def test_a_shadow_that_disappears_does_not_stop_the_served_alias(tmp_path, monke
         registry.set_alias("iris", 2)
         answer = httpx.post(f"{url}/admin/reload", headers={"Authorization": "Bearer t"})
     assert answer.status_code == 200 and answer.json() == {"swapped": True, "version": "2"}
+
+
+def _read_response(client) -> bytes:
+    """One whole HTTP response: the head and its body may arrive in separate reads."""
+    answer = b""
+    while b"\r\n\r\n" not in answer:
+        answer += client.recv(65536)
+    head, _, body = answer.partition(b"\r\n\r\n")
+    length = next(
+        int(line.split(b":")[1]) for line in head.split(b"\r\n") if line.lower().startswith(b"content-length")
+    )
+    while len(body) < length:
+        body += client.recv(65536)
+    return head + b"\r\n\r\n" + body
