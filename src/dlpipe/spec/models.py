@@ -304,6 +304,14 @@ class ModelSpec(_Strict):
     category_embedding: Whole | None = Field(
         None, ge=1, le=512, description="embedding size; by cardinality when absent"
     )
+    calibrate: bool = Field(
+        True, description="classification: temperature scaling of the probabilities, fitted on the validation split"
+    )
+    threshold: Literal["auto"] | Annotated[float, Field(gt=0.0, lt=1.0)] = Field(
+        "auto",
+        description="binary: the positive class's probability from which it is predicted; auto tunes it on the "
+        "validation split when the metric is f1_macro or balanced_accuracy, else 0.5",
+    )
 
 
 def auto_batch_size(train_rows: int) -> int:
