@@ -8,25 +8,11 @@ import json
 import pytest
 
 from browser import browser_page, screenshot
-from conftest import dlpipe, tiny_config
+from conftest import StopAfter, dlpipe, tiny_config
 from dlpipe.pipeline import Pipeline
 from dlpipe.runs import MISSING, config_diff, flatten, list_runs, load_run, metric_rows
 
 pytestmark = pytest.mark.slow
-
-
-class StopAfter:
-    """Interrupts training after some epochs, as a kill would."""
-
-    def stage(self, name: str) -> None:
-        pass
-
-    def info(self, text: str) -> None:
-        pass
-
-    def epoch(self, record, epochs) -> None:
-        if record["epoch"] >= 2:
-            raise KeyboardInterrupt
 
 
 @pytest.fixture(scope="module")
