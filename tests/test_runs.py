@@ -26,18 +26,21 @@ def run_dir(tmp_path_factory):
     failed = root / "iris" / "20200101-000000-dead"  # collection passed, then the process died
     failed.mkdir()
     (failed / "pipeline.yaml").write_text("name: iris\nproblem: {task: classification, metric: accuracy}\n")
+    broken = root / "iris" / "20190101-000000-beef"  # a file edited by hand into nonsense
+    broken.mkdir()
+    (broken / "pipeline.yaml").write_text("name: [iris\n")
     return root, small.folder, large.folder
 
 
 def test_list_shows_every_run_newest_first_with_its_status(run_dir):
     root, small, large = run_dir
     runs = list_runs(root)
-    assert len(runs) == 4
+    assert len(runs) == 5
     assert [r.started for r in runs] == sorted((r.started for r in runs), reverse=True)
-    assert runs[-1].run_id == "20200101-000000-dead"
+    assert [r.run_id for r in runs[-2:]] == ["20200101-000000-dead", "20190101-000000-beef"]
     status = {r.folder: r.status for r in runs}
     assert status[small] == status[large] == "complete"
-    assert sorted(status.values()) == ["complete", "complete", "failed", "interrupted"]
+    assert sorted(status.values()) == ["complete", "complete", "failed", "interrupted", "unreadable"]
 
     listed = json.loads(dlpipe("runs", "list", "--run-dir", str(root), "--json").stdout)
     row = next(r for r in listed if r["run_id"] == large.name)
@@ -48,7 +51,7 @@ def test_list_shows_every_run_newest_first_with_its_status(run_dir):
     table = dlpipe("runs", "list", "--run-dir", str(root))
     assert table.returncode == 0
     lines = table.stdout.splitlines()
-    assert len(lines) == 5 and "interrupted" in table.stdout and "failed" in lines[-1]
+    assert len(lines) == 6 and "interrupted" in table.stdout and "failed" in lines[-2] and "unreadable" in lines[-1]
     assert any(large.name in line and f"{metrics['test']['accuracy']:.4f}" in line for line in lines)
 
 

@@ -18,7 +18,7 @@ import yaml
 
 from dlpipe.errors import ArtifactError
 
-COMPLETE, INTERRUPTED, FAILED = "complete", "interrupted", "failed"
+COMPLETE, INTERRUPTED, FAILED, UNREADABLE = "complete", "interrupted", "failed", "unreadable"
 SPLITS = ("validation", "test")
 
 
@@ -128,8 +128,16 @@ def list_runs(run_dir: str | Path) -> list[Run]:
     if not root.is_dir():
         raise ArtifactError("no such run folder", where=str(root), fix="pass --run-dir where `dlpipe run` wrote runs")
     folders = [p for p in root.glob("*/*") if (p / "pipeline.yaml").is_file()]
-    runs = [load_run(p, history=False) for p in folders]
+    runs = [_listed(p) for p in folders]
     return sorted(runs, key=lambda r: (r.started, r.run_id), reverse=True)
+
+
+def _listed(folder: Path) -> Run:
+    """A run for the list; one whose files cannot be read is listed as such rather than hiding the rest."""
+    try:
+        return load_run(folder, history=False)
+    except ArtifactError:
+        return Run(folder, folder.parent.name, folder.name, _started(folder), UNREADABLE, {})
 
 
 def find_run(reference: str, run_dir: str | Path) -> Path:
