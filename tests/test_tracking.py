@@ -8,6 +8,7 @@ import os
 import struct
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 import yaml
@@ -40,9 +41,14 @@ def _scalars(logdir) -> dict[str, list[tuple[int, float]]]:
     return found
 
 
-def test_a_run_logs_params_epochs_metrics_and_files_to_mlflow_and_tensorboard(tmp_path):
-    uri = f"sqlite:///{tmp_path / 'mlflow' / 'mlflow.db'}"
-    (tmp_path / "mlflow").mkdir()
+@pytest.fixture(scope="module")
+def mlflow_uri(tmp_path_factory):
+    """One database for the module: MLflow's first use of a SQLite file builds its tables (seconds)."""
+    return f"sqlite:///{tmp_path_factory.mktemp('mlflow') / 'mlflow.db'}"
+
+
+def test_a_run_logs_params_epochs_metrics_and_files_to_mlflow_and_tensorboard(tmp_path, mlflow_uri):
+    uri = mlflow_uri
     config = tiny_config(
         "wine",
         problem={"metric": "accuracy", "goal": {"accuracy": 0.5}},
@@ -76,7 +82,8 @@ def test_a_run_logs_params_epochs_metrics_and_files_to_mlflow_and_tensorboard(tm
     assert {"report.html", "pipeline.yaml", "metrics.json", "model"} <= files
     model = {a.path for a in client.list_artifacts(run.info.run_id, "model")}
     assert {"model/model.json", "model/model.safetensors"} <= model
-    assert (tmp_path / "mlflow" / "mlartifacts").is_dir()  # beside the database, not in the working folder
+    beside = Path(uri.removeprefix("sqlite:///")).parent / "mlartifacts" / run.info.run_id
+    assert (beside / "artifacts" / "report.html").is_file()  # beside the database, not in the working folder
 
     scalars = _scalars(tmp_path / "tb" / "wine" / result.folder.name)
     assert sorted(scalars["validation/accuracy"]) == [(h["epoch"], pytest.approx(h["validation"])) for h in history]
@@ -84,8 +91,8 @@ def test_a_run_logs_params_epochs_metrics_and_files_to_mlflow_and_tensorboard(tm
     assert scalars["final/test_accuracy"][0][1] == pytest.approx(result.metrics["test"]["accuracy"])
 
 
-def test_a_search_logs_its_trials_as_nested_runs(tmp_path):
-    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+def test_a_search_logs_its_trials_as_nested_runs(tmp_path, mlflow_uri):
+    uri = mlflow_uri
     tuning = {"method": "grid", "space": {"training.learning_rate": [0.001, 0.01]}}
     config = tiny_config("iris", training={"epochs": 3}, tuning=tuning, tracking={"mlflow": uri, "experiment": "x"})
     result = Pipeline.from_dict(config).run(tmp_path / "runs")
