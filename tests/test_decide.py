@@ -141,7 +141,7 @@ def test_accuracy_keeps_the_most_probable_class(tmp_path):
 
 @pytest.mark.parametrize("value", [1.5, 0.0, "high"])
 def test_a_threshold_outside_zero_and_one_is_a_config_error(value):
-    with pytest.raises(ConfigError, match="model.threshold"):
+    with pytest.raises(ConfigError, match=r"model\.threshold"):
         Pipeline.from_dict(_config(threshold=value), _imbalanced(50))
 
 
@@ -155,7 +155,7 @@ def test_a_model_json_with_an_impossible_decision_is_refused(tuned, tmp_path, ke
     manifest["decision"][key] = value
     manifest["manifest_sha256"] = manifest_digest(manifest)
     (folder / "model.json").write_text(json.dumps(manifest))
-    with pytest.raises(ArtifactError, match=f"decision.{key}"):
+    with pytest.raises(ArtifactError, match=rf"decision\.{key}"):
         load_model(folder)
 
 

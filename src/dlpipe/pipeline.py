@@ -25,6 +25,7 @@ from dlpipe.spec import PipelineSpec, load_spec, validate_spec
 
 if TYPE_CHECKING:
     from dlpipe.prepare import Prepared
+    from dlpipe.tracking import Tracking
     from dlpipe.tune.output import TrialRow
 
 
@@ -112,9 +113,24 @@ class Pipeline:
         """Every stage; the run folder holds the resolved config, profile, history, metrics and model.
 
         `warm_start` (a model folder or reference) trains on from that model: its preprocessing state
-        and architecture are kept, its weights are the starting point.
+        and architecture are kept, its weights are the starting point. With a `tracking:` section the
+        run also logs itself to MLflow or TensorBoard.
         """
-        reporter = reporter or Silent()
+        from dlpipe.tracking import Tracking
+
+        tracking = Tracking.open(self.spec)
+        reporter = tracking.watch(reporter or Silent())
+        try:
+            result = self._run(Path(run_dir), resume, reporter, warm_start, tracking)
+        except BaseException as exc:
+            tracking.failed(exc)
+            raise
+        tracking.finished(result)
+        return result
+
+    def _run(
+        self, run_dir: Path, resume: bool, reporter: Reporter, warm_start: str | Path | None, tracking: Tracking
+    ) -> RunResult:
         seconds: dict[str, float] = {}
         clock = time.perf_counter()
 
@@ -140,9 +156,10 @@ class Pipeline:
             reporter.info(line)
         resolved = prepared.spec
         fingerprint = _fingerprint(resolved, prepared)
-        folder = _run_folder(Path(run_dir), resolved.name, resume, fingerprint)
+        folder = _run_folder(run_dir, resolved.name, resume, fingerprint)
         write_text(folder / "pipeline.yaml", resolved.to_yaml())
         write_json(folder / "profile.json", prepared.profile)
+        tracking.started(folder, resolved)
 
         from dlpipe.evaluate import evaluate_splits
 

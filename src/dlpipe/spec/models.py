@@ -24,6 +24,7 @@ from dlpipe.metrics import METRICS
 from dlpipe.spec.monitoring import Monitoring
 from dlpipe.spec.retrain import Retrain
 from dlpipe.spec.serving import Serving
+from dlpipe.spec.tracking import Tracking
 from dlpipe.spec.tuning import Tuning, check_space
 
 # the registry is the one list of feature types: a new type needs no edit here
@@ -358,6 +359,7 @@ class PipelineSpec(_Strict):
     monitoring: Monitoring = Field(
         default_factory=Monitoring, description="the prediction store and how `dlpipe monitor` judges it"
     )
+    tracking: Tracking | None = Field(None, description="also log runs to MLflow or TensorBoard; absent logs nowhere")
 
     @field_validator("features", mode="before")
     @classmethod
