@@ -23,7 +23,7 @@ from dlpipe.model import Head
 
 if TYPE_CHECKING:
     from dlpipe.prepare import Prepared
-    from dlpipe.spec import ModelSpec
+    from dlpipe.spec import ModelSpec, PipelineSpec
 
 TUNED_METRICS = ("f1_macro", "balanced_accuracy")  # `threshold: auto` tunes for these; 0.5 suits the rest
 MAX_CANDIDATES = 512
@@ -54,6 +54,29 @@ class Decision:
         if threshold is not None and (not isinstance(threshold, int | float) or not 0 < threshold < 1):
             raise ValueError(f"decision.threshold must be between 0 and 1; received {threshold!r}")
         return cls(float(temperature), None if threshold is None else float(threshold))
+
+
+def decide(net: torch.nn.Module, head: Head, prepared: Prepared, spec: PipelineSpec, refit: bool) -> Decision:
+    """The calibration and threshold fitted on validation; none after a refit, which trained on it."""
+    if refit:
+        return Decision(notes={"not_fitted": "the refit model trained on the validation split"})
+    return fit_decision(net, head, prepared, spec.problem.metric, spec.model)
+
+
+def describe(decision: Decision) -> list[str]:
+    """One line each for a temperature and a threshold that differ from the untouched network's."""
+    lines = []
+    loss = decision.notes.get("validation_log_loss")
+    if decision.temperature != 1.0 and loss:
+        lines.append(
+            f"calibrated: temperature {decision.temperature:.3g}, validation log loss {loss['before']:.4g} -> "
+            f"{loss['after']:.4g}"
+        )
+    if decision.threshold is not None:
+        tuned = next((v for k, v in decision.notes.items() if k.startswith("validation_") and "at_0.5" in v), None)
+        gain = f", validation {tuned['at_0.5']:.4g} -> {tuned['at_threshold']:.4g}" if tuned else ""
+        lines.append(f"decision threshold {decision.threshold:.3g}{gain}")
+    return lines
 
 
 def fit_decision(net: torch.nn.Module, head: Head, prepared: Prepared, metric: str, spec: ModelSpec) -> Decision:

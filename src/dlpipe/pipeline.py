@@ -184,9 +184,11 @@ class Pipeline:
             model_spec = resolved
             lap("train")
         reporter.stage("evaluate")
-        decision = _decide(net, head, prepared, model_spec, refit=tuned is not None and tuned.refit_epochs is not None)
+        from dlpipe.decide import decide, describe
+
+        decision = decide(net, head, prepared, model_spec, refit=tuned is not None and tuned.refit_epochs is not None)
         head = decision.head(head.kind)
-        for line in describe_decision(decision):
+        for line in describe(decision):
             reporter.info(line)
         results = evaluate_splits(net, head, prepared, threshold=decision.threshold)
         if tuned is not None and tuned.validation is not None:
@@ -244,31 +246,6 @@ class Pipeline:
             reporter.info(f"warning: report.html not written ({type(exc).__name__}: {exc})")
         (folder / "checkpoint.safetensors").unlink(missing_ok=True)
         return RunResult(folder, metrics, seconds, data_fingerprint(prepared))
-
-
-def _decide(net: Any, head: Any, prepared: Prepared, spec: PipelineSpec, refit: bool) -> Any:
-    """The calibration and threshold fitted on validation; none after a refit, which trained on it."""
-    from dlpipe.decide import Decision, fit_decision
-
-    if refit:
-        return Decision(notes={"not_fitted": "the refit model trained on the validation split"})
-    return fit_decision(net, head, prepared, spec.problem.metric, spec.model)
-
-
-def describe_decision(decision: Any) -> list[str]:
-    """One line each for a temperature and a threshold that differ from the untouched network's."""
-    lines = []
-    loss = decision.notes.get("validation_log_loss")
-    if decision.temperature != 1.0 and loss:
-        lines.append(
-            f"calibrated: temperature {decision.temperature:.3g}, validation log loss {loss['before']:.4g} -> "
-            f"{loss['after']:.4g}"
-        )
-    if decision.threshold is not None:
-        tuned = next((v for k, v in decision.notes.items() if k.startswith("validation_") and "at_0.5" in v), None)
-        gain = f", validation {tuned['at_0.5']:.4g} -> {tuned['at_threshold']:.4g}" if tuned else ""
-        lines.append(f"decision threshold {decision.threshold:.3g}{gain}")
-    return lines
 
 
 def _tuning_metrics(tuned: Any) -> dict[str, Any]:
