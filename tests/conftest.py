@@ -61,3 +61,30 @@ def dlpipe(*args: str, cwd: Path | None = None, timeout: float = 600) -> subproc
     return subprocess.run(
         [sys.executable, "-m", "dlpipe.cli", *args], capture_output=True, text=True, cwd=cwd, env=env, timeout=timeout
     )
+
+
+@pytest.fixture(scope="session")
+def local_ray(tmp_path_factory):
+    """One local Ray of 2 CPUs per test process, shared by the modules that use Ray (mark them
+    `xdist_group("ray")` so they share one process: two Rays would ask for 4 CPUs of 2)."""
+    ray = pytest.importorskip("ray")
+    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, _temp_dir=str(tmp_path_factory.mktemp("ray")))
+    yield ray
+    ray.shutdown()
+
+
+class StopAfter:
+    """A reporter that interrupts training, as a kill would, after some epochs."""
+
+    def __init__(self, epochs: int) -> None:
+        self.epochs = epochs
+
+    def stage(self, name: str) -> None:
+        pass
+
+    def info(self, text: str) -> None:
+        pass
+
+    def epoch(self, record, epochs) -> None:
+        if record["epoch"] >= self.epochs:
+            raise KeyboardInterrupt

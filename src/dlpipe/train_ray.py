@@ -165,18 +165,25 @@ def _follow(
     runner = threading.Thread(target=fit, name="ray-train", daemon=True)
     runner.start()
     done = None
-    while done is None and (runner.is_alive() or not channel.empty()):
-        try:
-            record, state, payload = channel.get(timeout=0.5)
-        except queues.Empty:
-            continue
-        if record == DONE:
-            done = payload, state
-            continue
-        tmp = checkpoint.with_suffix(".tmp")
-        tmp.write_bytes(payload)
-        os.replace(tmp, checkpoint)  # atomic, as local training's save
-        on_epoch(record, TrainState(**state))
+    try:
+        while done is None and (runner.is_alive() or not channel.empty()):
+            try:
+                record, state, payload = channel.get(timeout=0.5)
+            except queues.Empty:
+                continue
+            if record == DONE:
+                done = payload, state
+                continue
+            tmp = checkpoint.with_suffix(".tmp")
+            tmp.write_bytes(payload)
+            os.replace(tmp, checkpoint)  # atomic, as local training's save
+            on_epoch(record, TrainState(**state))
+    except BaseException:
+        # interrupted here (Ctrl-C, a full disk): without its queue the main worker fails, which ends
+        # the Ray run; the run folder keeps the last checkpoint written for --resume
+        channel.shutdown(force=True)
+        runner.join()
+        raise
     runner.join()
     if failure:
         raise _user_error(failure[0]) from None
