@@ -4,6 +4,7 @@ model quality, history, early stopping, resume and model folder as local trainin
 from __future__ import annotations
 
 import json
+import sys
 
 import pytest
 
@@ -107,3 +108,9 @@ def test_more_workers_than_the_local_ray_has_is_a_named_error(local_ray, tmp_pat
 def test_config_errors_name_the_key(training, message):
     with pytest.raises(ConfigError, match=message.replace(".", r"\.").replace("`", ".")):
         Pipeline.from_dict(wine(**training))
+
+
+def test_a_missing_ray_is_a_named_error(monkeypatch, tmp_path):
+    monkeypatch.setitem(sys.modules, "ray", None)  # what `import ray` meets where it is not installed
+    with pytest.raises(ConfigError, match=r"training\.backend: .*pip install 'dlpipe\[ray\]'"):
+        Pipeline.from_dict(wine(**RAY)).run(tmp_path)

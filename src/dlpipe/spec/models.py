@@ -24,7 +24,7 @@ from dlpipe.metrics import METRICS
 from dlpipe.spec.monitoring import Monitoring
 from dlpipe.spec.retrain import Retrain
 from dlpipe.spec.serving import Serving
-from dlpipe.spec.tuning import Tuning, check_space
+from dlpipe.spec.tuning import Tuning, check_ray_keys, check_space
 
 # the registry is the one list of feature types: a new type needs no edit here
 FeatureTypeName = Literal[(*REGISTRY, "ignore")]  # type: ignore[valid-type]
@@ -343,11 +343,7 @@ class Training(_Strict):
 
     @model_validator(mode="after")
     def _ray_settings(self) -> Training:
-        for key in ("workers", "address", "storage"):
-            if getattr(self, key) is not None and self.backend != "ray":
-                raise AtKey(key, f"is only used with `backend: ray`; received backend {self.backend}")
-        if self.address is not None and self.address != "auto" and not self.address.startswith("ray://"):
-            raise AtKey("address", f"is `auto` or ray://host:port; received {self.address!r}")
+        check_ray_keys(self, ("workers", "address", "storage"))
         if self.backend == "ray" and self.workers is None:
             self.workers = 2
         return self

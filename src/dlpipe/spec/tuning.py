@@ -203,11 +203,7 @@ class Tuning(BaseModel):
             for path, dim in self.space.items():
                 if dim.kind != "choice":
                     raise AtKey(("space", path), f"grid search takes lists of values only; received a {dim.kind} range")
-        for key in ("address", "storage"):
-            if getattr(self, key) is not None and self.backend != "ray":
-                raise AtKey(key, f"is only used with `backend: ray`; received backend {self.backend}")
-        if self.address is not None and self.address != "auto" and not self.address.startswith("ray://"):
-            raise AtKey("address", f"is `auto` or ray://host:port; received {self.address!r}")
+        check_ray_keys(self, ("address", "storage"))
         return self
 
     @property
@@ -217,6 +213,19 @@ class Tuning(BaseModel):
             points = math.prod(len(d.choices) for d in self.space.values())
             return min(points, self.trials or points)
         return self.trials or 20
+
+
+def check_ray_keys(section: Any, keys: tuple[str, ...]) -> None:
+    """A section's Ray-only keys (`tuning:` and `training:` alike) are set only with `backend: ray`,
+    and its `address` is one Ray takes."""
+    from dlpipe.spec.models import AtKey
+
+    for key in keys:
+        if getattr(section, key) is not None and section.backend != "ray":
+            raise AtKey(key, f"is only used with `backend: ray`; received backend {section.backend}")
+    address = section.address
+    if address is not None and address != "auto" and not address.startswith("ray://"):
+        raise AtKey("address", f"is `auto` or ray://host:port; received {address!r}")
 
 
 def tuning_of(spec: PipelineSpec) -> Tuning:
