@@ -13,8 +13,6 @@ from conftest import StopAfter
 from dlpipe.errors import ConfigError
 from dlpipe.pipeline import Pipeline
 
-pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("ray")]
-
 EPOCHS, PATIENCE = 40, 4
 
 
@@ -31,28 +29,35 @@ def wine(**training) -> dict:
 RAY = {"backend": "ray", "workers": 2}
 
 
-@pytest.fixture(scope="module")
-def runs(local_ray, tmp_path_factory):
-    root = tmp_path_factory.mktemp("runs")
-    return {
-        backend: Pipeline.from_dict(wine(**training)).run(root / backend)
+@pytest.mark.slow
+def test_two_workers_train_as_local_training_does(local_ray, tmp_path):
+    """Everything that trains on Ray is this one test: pytest-xdist spreads a module's tests over its
+    processes, and each process would start a Ray and train the shared runs again."""
+    local, ray = (
+        Pipeline.from_dict(wine(**training)).run(tmp_path / backend)
         for backend, training in (("local", {}), ("ray", RAY))
-    }
+    )
+    assert_comparable_accuracy(local, ray)
+    assert_history_follows_local_rules(ray)
+    assert_model_folder_loads_and_predicts(ray)
+    assert_resumes_to_the_same_model(ray, tmp_path / "resumed")
+    with pytest.raises(ConfigError, match=r"training\.workers.*3 CPUs asked of a local Ray with 2"):
+        Pipeline.from_dict(wine(backend="ray", workers=3)).run(tmp_path / "too-many")
 
 
 def history(folder):
     return [json.loads(line) for line in (folder / "history.jsonl").read_text().splitlines()]
 
 
-def test_two_workers_reach_local_accuracy(runs):
-    local, ray = (runs[b].metrics["test"]["accuracy"] for b in ("local", "ray"))
+def assert_comparable_accuracy(local, ray):
+    local, ray = (r.metrics["test"]["accuracy"] for r in (local, ray))
     assert ray >= 0.9
     assert abs(ray - local) <= 2 / 27  # two of wine's 27 test rows
 
 
-def test_history_and_early_stopping_follow_local_rules(runs):
-    metrics = runs["ray"].metrics
-    lines = history(runs["ray"].folder)
+def assert_history_follows_local_rules(ray):
+    metrics = ray.metrics
+    lines = history(ray.folder)
     assert [r["epoch"] for r in lines] == list(range(1, metrics["epochs_run"] + 1))
     assert all(r["metric"] == "accuracy" and r["train_loss"] > 0 for r in lines)
     best = max(r["epoch"] for r in lines if r["best"])
@@ -63,36 +68,28 @@ def test_history_and_early_stopping_follow_local_rules(runs):
     assert metrics["validation"]["accuracy"] == pytest.approx(lines[best - 1]["validation"], abs=1e-6)
 
 
-def test_model_folder_loads_and_predicts(runs):
-    folder = runs["ray"].model_folder
-    assert (folder / "model.safetensors").exists()
-    assert not list(runs["ray"].folder.rglob("*.pkl")) and not (runs["ray"].folder / "ray").exists()
-    assert not (runs["ray"].folder / "checkpoint.safetensors").exists()
+def assert_model_folder_loads_and_predicts(ray):
+    assert (ray.model_folder / "model.safetensors").exists()
+    assert not list(ray.folder.rglob("*.pkl")) and not (ray.folder / "ray").exists()
+    assert not (ray.folder / "checkpoint.safetensors").exists()
     from sklearn.datasets import load_wine
 
     frame = load_wine(as_frame=True).frame
-    predicted = dlpipe.load_model(folder).predict(frame.drop(columns="target"))
+    predicted = dlpipe.load_model(ray.model_folder).predict(frame.drop(columns="target"))
     assert (predicted["prediction"] == "class_" + frame["target"].astype(str)).mean() > 0.9  # builtin names
 
 
-def test_an_interrupted_run_resumes_to_the_same_model(runs, tmp_path):
+def assert_resumes_to_the_same_model(uninterrupted, root):
     config = wine(**RAY)
     with pytest.raises(KeyboardInterrupt):
-        Pipeline.from_dict(config).run(tmp_path, reporter=StopAfter(3))
-    folder = next((tmp_path / "wine").iterdir())
+        Pipeline.from_dict(config).run(root, reporter=StopAfter(3))
+    folder = next((root / "wine").iterdir())
     assert (folder / "checkpoint.safetensors").exists() and not (folder / "metrics.json").exists()
-    resumed = Pipeline.from_dict(config).run(tmp_path, resume=True)
+    resumed = Pipeline.from_dict(config).run(root, resume=True)
     assert resumed.folder == folder
-    uninterrupted = runs["ray"].metrics
-    assert resumed.metrics["epochs_run"] == uninterrupted["epochs_run"]
-    assert resumed.metrics["best_epoch"] == uninterrupted["best_epoch"]
-    assert resumed.metrics["test"]["accuracy"] == pytest.approx(uninterrupted["test"]["accuracy"])
-    assert history(folder) == history(runs["ray"].folder)
-
-
-def test_more_workers_than_the_local_ray_has_is_a_named_error(local_ray, tmp_path):
-    with pytest.raises(ConfigError, match=r"training\.workers.*3 CPUs asked of a local Ray with 2"):
-        Pipeline.from_dict(wine(backend="ray", workers=3)).run(tmp_path)
+    for key in ("epochs_run", "best_epoch", "test"):
+        assert resumed.metrics[key] == uninterrupted.metrics[key]
+    assert history(folder) == history(uninterrupted.folder)  # DDP over gloo is deterministic here
 
 
 @pytest.mark.parametrize(

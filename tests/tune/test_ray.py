@@ -10,7 +10,7 @@ import pytest
 
 from dlpipe.pipeline import Pipeline
 
-pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("ray")]
+pytestmark = pytest.mark.slow
 
 
 def diabetes(tuning: dict) -> dict:
