@@ -32,6 +32,7 @@ if TYPE_CHECKING:
 
 RANGE_KINDS = ("float", "log", "int")
 TUNABLE_SECTIONS = ("model", "training", "features")
+PLACEMENT = ("training.backend", "training.workers", "training.address", "training.storage")  # trials train locally
 
 
 @dataclass(frozen=True)
@@ -257,6 +258,8 @@ def check_space(spec: PipelineSpec) -> None:
                 where,
                 f"unknown setting {path!r}{hint} (tune model.<key>, training.<key> or features.<column>.<key>)",
             )
+        if path in PLACEMENT:
+            raise AtKey(where, f"{path} says where training runs, not how; it is not a setting to search")
         if parts[0] == "features" and base.get("features", {}).get(parts[1]) == "ignore":
             raise AtKey(where, f"column {parts[1]!r} is set to ignore; it has no settings to tune")
         for value in dim.values:
