@@ -100,6 +100,7 @@ def assert_resumes_to_the_same_model(uninterrupted, root):
         ({"workers": 2}, "only used with `backend: ray`"),
         ({"backend": "ray", "address": "localhost:6379"}, "ray://host:port"),
         ({"backend": "spark"}, "training.backend"),
+        ({"backend": "ray", "workers": 4, "batch_size": 3}, "training.batch_size"),
     ],
 )
 def test_config_errors_name_the_key(training, message):

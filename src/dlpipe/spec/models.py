@@ -346,6 +346,10 @@ class Training(_Strict):
         check_ray_keys(self, ("workers", "address", "storage"))
         if self.backend == "ray" and self.workers is None:
             self.workers = 2
+        if self.workers and self.batch_size != "auto" and self.batch_size < self.workers:
+            raise AtKey(
+                "batch_size", f"each of {self.workers} workers trains on a share of a batch; received {self.batch_size}"
+            )
         return self
 
 
