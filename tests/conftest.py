@@ -63,6 +63,17 @@ def dlpipe(*args: str, cwd: Path | None = None, timeout: float = 600) -> subproc
     )
 
 
+@pytest.fixture(scope="session")
+def local_ray(tmp_path_factory):
+    """One local Ray of 2 CPUs per test process, shared by the modules that use Ray (Ray Tune and Ray
+    Train): each start costs 10-20 s. pytest-xdist's `xdist_group` cannot keep them in one process
+    here (under pytest 9.2 its loadgroup no longer renames node ids, so it groups nothing)."""
+    ray = pytest.importorskip("ray")
+    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, _temp_dir=str(tmp_path_factory.mktemp("ray")))
+    yield ray
+    ray.shutdown()
+
+
 class StopAfter:
     """A reporter that interrupts training, as a kill or Ctrl-C would, after some epochs."""
 

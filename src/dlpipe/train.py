@@ -58,6 +58,38 @@ class TrainState:
     fingerprint: str = ""
 
 
+class Replica:
+    """One copy of the training loop among `world` (data-parallel training); alone, plain local training.
+
+    Every replica draws the same seeded batch order and trains on its own share of each batch, so
+    the steps, their number and the learning-rate schedule are those of local training. A
+    distributed subclass (`train_ray.py`) wraps the model for gradient averaging and makes the
+    replicas agree on the numbers that steer the loop.
+    """
+
+    rank, world = 0, 1
+
+    @property
+    def main(self) -> bool:
+        """The replica that writes checkpoints."""
+        return self.rank == 0
+
+    def wrap(self, model: torch.nn.Module) -> torch.nn.Module:
+        """The module the training steps run through."""
+        return model
+
+    def total(self, value: torch.Tensor) -> float:
+        """A sum over this replica's rows, summed over all replicas."""
+        return value.item()
+
+    def agree(self, value: float, loss: float) -> tuple[float, float]:
+        """The validation scores every replica acts on (the main replica's)."""
+        return value, loss
+
+
+LOCAL = Replica()
+
+
 def lr_schedule(base: float, total_steps: int, warmup: float) -> Callable[[int], float]:
     """Linear warm-up over the first `warmup` share of steps, then cosine decay to zero."""
     warm = max(1, int(total_steps * warmup))
@@ -71,13 +103,16 @@ def lr_schedule(base: float, total_steps: int, warmup: float) -> Callable[[int],
     return lr_at
 
 
-def batch_indices(rows: int, batch_size: int, generator: torch.Generator) -> list[torch.Tensor]:
-    """Shuffled row indices in batches; a one-row remainder joins the batch before it (batch norm
-    cannot train on one row, and dropping it would skip a row every epoch)."""
+def batch_indices(
+    rows: int, batch_size: int, generator: torch.Generator, replica: Replica = LOCAL
+) -> list[torch.Tensor]:
+    """This replica's share of each batch of shuffled row indices. A remainder that would leave a
+    replica one row joins the batch before it (batch norm cannot train on one row, and dropping it
+    would skip rows every epoch)."""
     batches = list(torch.randperm(rows, generator=generator).split(batch_size))
-    if len(batches) > 1 and len(batches[-1]) == 1:
+    if len(batches) > 1 and len(batches[-1]) < 2 * replica.world:
         batches[-2:] = [torch.cat(batches[-2:])]
-    return batches
+    return [b[replica.rank :: replica.world] for b in batches]
 
 
 def train_epoch(
@@ -89,11 +124,12 @@ def train_epoch(
     batch_size: int,
     generator: torch.Generator,
     step: int,
+    replica: Replica = LOCAL,
 ) -> tuple[float, int]:
-    """One pass over the shuffled training rows; returns (mean loss, global step)."""
+    """One pass over the shuffled training rows (this replica's share); returns (mean loss, global step)."""
     model.train()
     total = torch.zeros(())
-    for idx in batch_indices(len(data), batch_size, generator):
+    for idx in batch_indices(len(data), batch_size, generator, replica):
         for group in optimizer.param_groups:
             group["lr"] = lr_at(step)
         inputs, y = data.take(idx)
@@ -103,7 +139,7 @@ def train_epoch(
         optimizer.step()
         total.add_(loss.detach(), alpha=len(idx))
         step += 1
-    return total.item() / len(data), step
+    return replica.total(total) / len(data), step
 
 
 def fit(
@@ -120,6 +156,7 @@ def fit(
     on_epoch: Callable[[dict[str, Any], TrainState], None] | None = None,
     stop_after: int | None = None,
     start: dict[str, torch.Tensor] | None = None,
+    replica: Replica = LOCAL,
 ) -> TrainState:
     """Train until `cfg.epochs` or early stopping; the model ends with its best weights.
 
@@ -130,7 +167,10 @@ def fit(
     `start` (weights, e.g. `Net.linear_state`) competes with the best epoch as epoch 0 (best_epoch
     -1): scored on validation after training, it is kept when it validates better, and with
     `stop_after` 0. Training itself starts from the model's own weights.
+
+    `replica` places this loop among data-parallel copies; only the main one writes checkpoints.
     """
+    stepped = replica.wrap(model)
     optimizer = make_optimizer(model, cfg)
     steps_per_epoch = max(1, len(train) // cfg.batch_size + (len(train) % cfg.batch_size > 1))
     lr_at = lr_schedule(cfg.learning_rate, cfg.epochs * steps_per_epoch, cfg.warmup)
@@ -138,13 +178,17 @@ def fit(
     path = checkpoint_dir / CHECKPOINT if checkpoint_dir else None
     if resume:
         state, best = load_checkpoint(path, model, optimizer, fingerprint)
+    path = path if replica.main else None
     last = cfg.epochs if stop_after is None else min(cfg.epochs, stop_after)
     while state.epoch < last and not _patience_out(state, cfg):
         epoch = state.epoch
-        torch.manual_seed(cfg.seed * 100_003 + epoch)  # dropout; identical on resume
-        generator = torch.Generator().manual_seed(cfg.seed * 100_019 + epoch)
-        loss, state.step = train_epoch(model, head, optimizer, lr_at, train, cfg.batch_size, generator, state.step)
-        value, val_loss = score(model) if score else (math.nan, math.nan)
+        # dropout, identical on resume; each replica masks its own rows differently
+        torch.manual_seed((cfg.seed * 100_003 + epoch) * replica.world + replica.rank)
+        generator = torch.Generator().manual_seed(cfg.seed * 100_019 + epoch)  # the same batches on every replica
+        loss, state.step = train_epoch(
+            stepped, head, optimizer, lr_at, train, cfg.batch_size, generator, state.step, replica
+        )
+        value, val_loss = replica.agree(*score(model)) if score else (math.nan, math.nan)
         # ties on the metric (common for accuracy on a small validation set) go to the lower loss
         improved = score is None or _improved(value, val_loss, state, better)
         if improved:
@@ -171,7 +215,7 @@ def fit(
         # scored after training, which it leaves alone (early stopping follows the epochs only), and
         # recomputed rather than stored, so a resumed run compares exactly what it would have
         model.load_state_dict(start)
-        value, val_loss = score(model) if score else (math.nan, math.nan)
+        value, val_loss = replica.agree(*score(model)) if score else (math.nan, math.nan)
         if score is None or _improved(value, val_loss, state, better):
             state.best_epoch, state.best_score, state.best_loss, best = -1, value, val_loss, start
     if best is not None:
@@ -311,13 +355,14 @@ def fit_network(
     threads: int | None = None,
     refit_epochs: int | None = None,
     init: dict[str, torch.Tensor] | None = None,
+    replica: Replica = LOCAL,
 ) -> tuple[Net, Head, TrainState]:
     """Build the network `spec` describes (the prepared spec by default) and train it.
 
     Validation scores every epoch and picks the weights kept; for regression on tables a ridge fit
     of the skip path alone competes as epoch 0 (`model.linear_candidate`). With `refit_epochs` the
     network trains on train + validation for that many epochs instead, with nothing held out (0:
-    the ridge fit on train + validation).
+    the ridge fit on train + validation). `replica` trains one data-parallel copy (see `fit`).
     """
     from dlpipe import metrics
     from dlpipe.evaluate import predict_outputs, split_targets, to_tensors
@@ -368,6 +413,7 @@ def fit_network(
         on_epoch=on_epoch,
         stop_after=refit_epochs,
         start=start,
+        replica=replica,
     )
     return net, head, state
 
@@ -399,6 +445,10 @@ def train_model(
         write_history(history, state.history if history.stat().st_size == 0 else [record], metric, append=True)
         reporter.epoch(record, epochs)
 
+    if prepared.spec.training.backend == "ray":
+        from dlpipe.train_ray import fit_on_ray
+
+        return fit_on_ray(prepared, folder, resume=resume, fingerprint=fingerprint, on_epoch=on_epoch, init=init)
     return fit_network(
         prepared, checkpoint_dir=folder, resume=resume, fingerprint=fingerprint, on_epoch=on_epoch, init=init
     )

@@ -1,4 +1,5 @@
-"""The Ray Tune backend on a local Ray limited to 2 CPUs: the same search as Optuna's, the same outputs."""
+"""The Ray Tune backend on a local Ray limited to 2 CPUs (`local_ray`, shared with the Ray Train tests):
+the same search as Optuna's, the same outputs."""
 
 from __future__ import annotations
 
@@ -10,19 +11,6 @@ import pytest
 from dlpipe.pipeline import Pipeline
 
 pytestmark = pytest.mark.slow
-
-
-@pytest.fixture(scope="module")
-def local_ray(tmp_path_factory):
-    ray = pytest.importorskip("ray")
-    ray.init(
-        num_cpus=2,
-        include_dashboard=False,
-        log_to_driver=False,
-        _temp_dir=str(tmp_path_factory.mktemp("ray")),
-    )
-    yield ray
-    ray.shutdown()
 
 
 def diabetes(tuning: dict) -> dict:

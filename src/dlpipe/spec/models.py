@@ -25,7 +25,7 @@ from dlpipe.spec.monitoring import Monitoring
 from dlpipe.spec.retrain import Retrain
 from dlpipe.spec.serving import Serving
 from dlpipe.spec.tracking import Tracking
-from dlpipe.spec.tuning import Tuning, check_space
+from dlpipe.spec.tuning import Tuning, check_ray_keys, check_space
 
 # the registry is the one list of feature types: a new type needs no edit here
 FeatureTypeName = Literal[(*REGISTRY, "ignore")]  # type: ignore[valid-type]
@@ -335,11 +335,30 @@ class Training(_Strict):
     threads: Whole | None = Field(
         None, ge=1, description="torch threads; auto: 1 under a million parameters, else all cores"
     )
+    backend: Literal["local", "ray"] = Field(
+        "local", description="local (this process) or ray: data-parallel on Ray Train (PyTorch DDP)"
+    )
+    workers: Whole | None = Field(None, ge=1, le=10_000, description="ray: training processes, one CPU each (2)")
+    address: str | None = Field(
+        None, description="ray: `auto` (a running cluster) or ray://host:port; absent starts a local Ray"
+    )
+    storage: str | None = Field(None, description="ray: where Ray keeps checkpoints; a path or URI every node reaches")
 
     @model_validator(mode="after")
     def _batch_size(self) -> Training:
         if self.batch_size != "auto" and not 1 <= self.batch_size <= 1_000_000:
             raise AtKey("batch_size", f"batch_size must be auto or between 1 and 1,000,000; received {self.batch_size}")
+        return self
+
+    @model_validator(mode="after")
+    def _ray_settings(self) -> Training:
+        check_ray_keys(self, ("workers", "address", "storage"))
+        if self.backend == "ray" and self.workers is None:
+            self.workers = 2
+        if self.workers and self.batch_size != "auto" and self.batch_size < self.workers:
+            raise AtKey(
+                "batch_size", f"each of {self.workers} workers trains on a share of a batch; received {self.batch_size}"
+            )
         return self
 
 
@@ -369,10 +388,18 @@ class PipelineSpec(_Strict):
 
     @model_validator(mode="after")
     def _batch_norm_needs_two_rows(self) -> PipelineSpec:
-        if self.model.norm == "batch" and self.training.batch_size == 1:
+        training = self.training
+        workers = training.workers or 1  # each worker's share of a batch trains on its own
+        if self.model.norm == "batch" and training.batch_size != "auto" and training.batch_size < 2 * workers:
             raise AtKey(
                 "training.batch_size",
-                "batch norm needs at least 2 rows per batch; received 1 (use a larger batch, or model.norm: layer)",
+                f"batch norm needs at least 2 rows per batch{' on each worker' if workers > 1 else ''}; received "
+                f"{training.batch_size} for {workers} worker(s) (use a larger batch, or model.norm: layer)",
+            )
+        if training.backend == "ray" and self.tuning is not None:
+            raise AtKey(
+                "training.backend",
+                "ray trains one network; a search runs its trials with `tuning.backend` (set that to ray instead)",
             )
         return self
 

@@ -32,6 +32,7 @@ if TYPE_CHECKING:
 
 RANGE_KINDS = ("float", "log", "int")
 TUNABLE_SECTIONS = ("model", "training", "features")
+PLACEMENT = ("training.backend", "training.workers", "training.address", "training.storage")  # trials train locally
 
 
 @dataclass(frozen=True)
@@ -204,13 +205,9 @@ class Tuning(BaseModel):
             for path, dim in self.space.items():
                 if dim.kind != "choice":
                     raise AtKey(("space", path), f"grid search takes lists of values only; received a {dim.kind} range")
-        for key in ("address", "storage"):
-            if getattr(self, key) is not None and self.backend != "ray":
-                raise AtKey(key, f"is only used with `backend: ray`; received backend {self.backend}")
+        check_ray_keys(self, ("address", "storage"))
         if self.pruner == "percentile" and self.backend == "ray":
             raise AtKey("pruner", "percentile runs on the optuna backend only; on ray use median, asha or hyperband")
-        if self.address is not None and self.address != "auto" and not self.address.startswith("ray://"):
-            raise AtKey("address", f"is `auto` or ray://host:port; received {self.address!r}")
         return self
 
     @property
@@ -220,6 +217,19 @@ class Tuning(BaseModel):
             points = math.prod(len(d.choices) for d in self.space.values())
             return min(points, self.trials or points)
         return self.trials or 20
+
+
+def check_ray_keys(section: Any, keys: tuple[str, ...]) -> None:
+    """A section's Ray-only keys (`tuning:` and `training:` alike) are set only with `backend: ray`,
+    and its `address` is one Ray takes."""
+    from dlpipe.spec.models import AtKey
+
+    for key in keys:
+        if getattr(section, key) is not None and section.backend != "ray":
+            raise AtKey(key, f"is only used with `backend: ray`; received backend {section.backend}")
+    address = section.address
+    if address is not None and address != "auto" and not address.startswith("ray://"):
+        raise AtKey("address", f"is `auto` or ray://host:port; received {address!r}")
 
 
 def tuning_of(spec: PipelineSpec) -> Tuning:
@@ -251,6 +261,8 @@ def check_space(spec: PipelineSpec) -> None:
                 where,
                 f"unknown setting {path!r}{hint} (tune model.<key>, training.<key> or features.<column>.<key>)",
             )
+        if path in PLACEMENT:
+            raise AtKey(where, f"{path} says where training runs, not how; it is not a setting to search")
         if parts[0] == "features" and base.get("features", {}).get(parts[1]) == "ignore":
             raise AtKey(where, f"column {parts[1]!r} is set to ignore; it has no settings to tune")
         for value in dim.values:

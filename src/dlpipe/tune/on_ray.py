@@ -36,7 +36,9 @@ def search_ray(
     search: Search, tuning: Path, *, watch: Callable[[list[TrialRow]], None] | None = None
 ) -> tuple[list[TrialRow], dict[int, Path]]:
     """Run (or resume) the search on Ray; returns every trial and the best trial's weights file."""
-    import ray
+    from dlpipe.cluster import connected, require_ray
+
+    require_ray("tuning")
     from ray import tune
     from ray.tune.search.optuna import OptunaSearch
 
@@ -45,8 +47,8 @@ def search_ray(
     cfg = search.tuning
     metric = metrics.get(search.base.problem.metric)
     mode = "max" if metric.greater_is_better else "min"
-    started = _connect(cfg)
-    try:
+    logging.getLogger("ray.tune").setLevel(logging.WARNING)  # its per-save lines would drown the table
+    with connected(cfg.address, "tuning"):
         storage = cfg.storage or str(tuning.resolve())
         trainable = tune.with_resources(tune.with_parameters(_trainable, search=search), {"cpu": 1})
         # Ray keeps its experiment state as pickles, which dlpipe never loads: a resumed search on
@@ -92,23 +94,6 @@ def search_ray(
                     shutil.copyfile(Path(folder) / WEIGHTS_FILE, target)
                 weights[best.number] = target
         return rows, weights
-    finally:
-        if started:
-            ray.shutdown()
-
-
-def _connect(cfg: Tuning) -> bool:
-    """Join the configured cluster, or start a local Ray; True when this call started it."""
-    import ray
-
-    logging.getLogger("ray.tune").setLevel(logging.WARNING)  # its per-save lines would drown the table
-    if ray.is_initialized():
-        return False
-    if cfg.address:
-        ray.init(address=cfg.address, log_to_driver=False, logging_level=logging.WARNING)
-    else:
-        ray.init(include_dashboard=False, log_to_driver=False, logging_level=logging.WARNING)
-    return True
 
 
 def _suggest_only(trial: Any, cfg: Tuning) -> None:
