@@ -130,11 +130,18 @@ def split_targets(prepared: Prepared, name: str) -> tuple[np.ndarray, Callable[[
 
 
 def evaluate_split(net: torch.nn.Module, head: Head, prepared: Prepared, name: str) -> dict[str, Any]:
-    """Every metric of the task and the details (confusion matrix, residuals) on one split."""
+    """Every metric of the task and the details (confusion matrix, residuals) on one split; for the
+    test split also its worst rows (`examples`, what examples.json holds)."""
     task, classes = prepared.preprocessor.task, prepared.preprocessor.classes
     y, decode = split_targets(prepared, name)
-    output = decode(predict_outputs(net, head, to_tensors(prepared.splits[name].inputs)))
-    return {"metrics": score(task, y, output), "details": details(task, y, output, classes)}
+    split = prepared.splits[name]
+    output = decode(predict_outputs(net, head, to_tensors(split.inputs)))
+    result = {"metrics": score(task, y, output), "details": details(task, y, output, classes)}
+    if name == "test":  # the rows the report shows: the test split's worst
+        from dlpipe.report.examples import record
+
+        result["examples"] = record(y, output, classes, split.frame, split.inputs, prepared.preprocessor.columns)
+    return result
 
 
 REFERENCE_ROWS = 2000  # the training sample kept with the model for monitoring

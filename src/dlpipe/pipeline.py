@@ -21,6 +21,7 @@ from dlpipe.collect import Collected, collect
 from dlpipe.errors import ResumeError
 from dlpipe.metrics import check_goal
 from dlpipe.prepare import UNSEEN_CLASS
+from dlpipe.report.examples import EXAMPLES
 from dlpipe.spec import PipelineSpec, load_spec, validate_spec
 
 if TYPE_CHECKING:
@@ -168,6 +169,7 @@ class Pipeline:
             lap("train")
         reporter.stage("evaluate")
         results = evaluate_splits(net, head, prepared)
+        write_json(folder / EXAMPLES, results["test"].pop("examples"))
         if tuned is not None and tuned.validation is not None:
             results["validation"] = tuned.validation  # the refit trained on validation: score the trial's model
         from dlpipe.baseline import fit_baseline
@@ -207,6 +209,14 @@ class Pipeline:
             example={k: v[:EXAMPLE_ROWS] for k, v in prepared.splits["train"].inputs.items()},
             embeddings=results["train_sample"].get("embeddings"),
         )
+        from dlpipe.package import measure_latency
+
+        metrics["model"] = {
+            "parameters": net.parameter_counts(),
+            "latency": measure_latency(
+                net, head.kind, prepared.preprocessor, prepared.splits["train"].frame[:EXAMPLE_ROWS]
+            ),
+        }
         onnx = json.loads((folder / "model" / "model.json").read_text()).get("onnx", {})
         if "error" in onnx:
             reporter.info(f"no model.onnx ({onnx['error']}); serving will run the model in PyTorch")
