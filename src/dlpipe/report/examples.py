@@ -113,7 +113,8 @@ def spectrogram_uri(spectrogram: np.ndarray) -> str:
     low, high = float(spectrogram.min()), float(spectrogram.max())
     scaled = (spectrogram - low) / (high - low or 1.0) * 255
     image = Image.fromarray(np.flipud(scaled).astype(np.uint8), "L")
-    image.thumbnail((THUMB * 2, THUMB))
+    mels, frames = spectrogram.shape  # time and pitch are no square grid: each axis shrunk on its own
+    image = image.resize((min(frames, THUMB * 2), min(mels, THUMB)), Image.Resampling.BOX)
     return _smallest_uri(image)
 
 

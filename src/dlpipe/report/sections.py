@@ -4,6 +4,7 @@ what keeps them small on a large run: tables and plots are capped, never the siz
 from __future__ import annotations
 
 import json
+import re
 from html import escape
 from typing import Any
 
@@ -11,6 +12,7 @@ from dlpipe.plots import BAD, CUR, OK, REF, bars, fmt, line_chart, xy_chart
 
 MATRIX_CLASSES = 25  # a larger matrix is unreadable, and grows with the square of the classes
 TABLE_ROWS = 100
+THUMBNAIL = re.compile(r"data:image/(png|jpeg);base64,[A-Za-z0-9+/]+=*")  # nothing else becomes an <img>
 PALETTE = (CUR, BAD, OK, "#e69f00", "#9b59b6", "#17becf", "#8c564b", "#7f7f7f", "#bcbd22", "#1f77b4")
 
 
@@ -210,7 +212,7 @@ def _inputs(values: dict[str, dict[str, str]]) -> str:
     parts = []
     for name, shown in values.items():
         image = shown.get("image", "")
-        if image.startswith(("data:image/png;base64,", "data:image/jpeg;base64,")):
+        if THUMBNAIL.fullmatch(image):
             parts.append(f'<img class="thumb" src="{escape(image)}" alt="{escape(name)}" title="{escape(name)}">')
         else:
             parts.append(f"<span class='value'><b>{escape(name)}</b> {escape(shown.get('text', ''))}</span>")
