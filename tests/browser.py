@@ -76,6 +76,7 @@ def check_report(report: Path, name: str) -> dict:
         verdict = page.locator("h2").first
         assert verdict.inner_text().startswith(("PASS", "FAIL", "no goal")), verdict.inner_text()
         assert verdict.bounding_box()["y"] < 200  # seen without scrolling
+        assert page.evaluate("document.documentElement.scrollWidth <= window.innerWidth")  # no sideways scrolling
         charts = page.locator("svg")
         assert charts.count() >= 3
         for i in range(charts.count()):

@@ -151,7 +151,9 @@ def xy_chart(
         else:
             joined = " ".join(f"{x:.1f},{y:.1f}" for x, y in points)
             parts.append(f'<polyline fill="none" stroke="{color}" stroke-width="2" points="{joined}"/>')
-        parts.append(f'<text x="{PAD + 8 + n * 170}" y="{HEIGHT - 4}" fill="{color}">■ {escape(name)}</text>')
+        step = min(170, (WIDTH - PAD) // len(series))  # ten classes' keys still fit in one row
+        parts.append(f'<text x="{PAD + 8 + n * step}" y="{HEIGHT - 4}" fill="{color}">■ {escape(name[: step // 7])}')
+        parts.append(f"<title>{escape(name)}</title></text>")
     return svg("".join(parts), label)
 
 

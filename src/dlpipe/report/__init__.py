@@ -35,7 +35,8 @@ REPORT = "report.html"
 KEYS = ("task", "target", "metric")
 EXTRA_STYLE = (
     ".thumb{height:64px;width:auto;image-rendering:pixelated;border:1px solid #dde1e7;vertical-align:middle}"
-    ".value{display:inline-block;margin-right:10px}"
+    ".value{display:inline-block;margin-right:10px}.card{min-width:0}.scroll{overflow-x:auto}"
+    ".matrix td,.matrix th{padding:2px 5px;font-size:12px}.examples td:last-child{width:60%}"
 )
 
 

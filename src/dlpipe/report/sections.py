@@ -3,7 +3,6 @@ what keeps them small on a large run: tables and plots are capped, never the siz
 
 from __future__ import annotations
 
-import json
 import re
 from html import escape
 from typing import Any
@@ -96,8 +95,9 @@ def confusion(details: dict[str, Any]) -> str:
         for c, v in details.get("per_class", {}).items()
     ]
     return (
-        f"<p class='muted'>{escape(note)}</p><table><tr><th></th>{head}</tr>{body}</table><h2>Per class</h2>"
-        + capped_table(["class", "precision", "recall", "f1", "support"], per_class)
+        f"<p class='muted'>{escape(note)}</p>"
+        f"<div class='scroll'><table class='matrix'><tr><th></th>{head}</tr>{body}</table></div>"
+        "<h2>Per class</h2>" + capped_table(["class", "precision", "recall", "f1", "support"], per_class)
     )
 
 
@@ -172,7 +172,13 @@ def tuning_section(summary: dict[str, Any]) -> str:
     shares = [(k, v, v) for k, v in importances.items()]
     chart = bars(shares, "parameter importances", (CUR, CUR), legend=None) if importances else ""
     trials = summary.get("trials", {})
-    return f"<p>{escape(summary.get('method', ''))} search: {escape(json.dumps(trials))}</p>{best}{chart}"
+    counts = ", ".join(f"{n} {state}" for state, n in trials.items() if n and state != "total")
+    line = f"{summary.get('method', '')} search, {trials.get('total', 0)} trials: {counts}"
+    top = summary.get("best")
+    if top:
+        settings = ", ".join(f"{k} {v}" for k, v in top.get("params", {}).items())
+        line += f"; best trial {top['trial']}: {summary.get('metric', '')} {fmt(top['value'])} with {settings}"
+    return f"<p>{escape(line)}</p>{best}{chart}"
 
 
 def examples_section(examples: dict[str, Any]) -> str:
@@ -204,7 +210,8 @@ def examples_section(examples: dict[str, Any]) -> str:
     )
     left_out = examples.get("columns_left_out", 0)
     note = f" (the first columns; {left_out} more not shown)" if left_out else ""
-    return f"<p class='muted'>{escape(intro)}{escape(note)}</p><table><tr>{head}</tr>{body}</table>"
+    table_html = f"<div class='scroll'><table class='examples'><tr>{head}</tr>{body}</table></div>"
+    return f"<p class='muted'>{escape(intro)}{escape(note)}</p>{table_html}"
 
 
 def _inputs(values: dict[str, dict[str, str]]) -> str:
