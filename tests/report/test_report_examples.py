@@ -46,10 +46,12 @@ def test_inputs_are_recorded_by_value_small_and_safe(tmp_path):
             "photo": [str(photo), str(tmp_path / "gone.png")],
             "review": ["<script>alert(1)</script> " + "long words " * 100, None],
             "price": [12.3456789, float("nan")],
+            "plan": pd.Series(["pro", pd.NA], dtype="string"),
         }
     )
     spectrograms = np.random.default_rng(1).normal(size=(2, 1, 40, 200)).astype(np.float32)
     columns = [Column("photo", "image", ""), Column("review", "text", ""), Column("price", "numeric", "")]
+    columns.append(Column("plan", "category", ""))
     columns.append(Column("clip", "audio", ""))
     frame["clip"] = ["a.wav", "b.wav"]
     examples = record(
@@ -62,7 +64,8 @@ def test_inputs_are_recorded_by_value_small_and_safe(tmp_path):
     )
     assert examples["wrong"] == 2 and examples["test_rows"] == 2
     first = examples["rows"][0]["inputs"]  # the 0.9-sure mistake (row 1) before the 0.8-sure one
-    assert first["photo"] == {"text": "(image not readable)"} and first["price"] == {"text": "missing"}
+    assert first["photo"] == {"text": "(image not readable)"}
+    assert first["price"] == first["plan"] == first["review"] == {"text": "missing"}
     shown = examples["rows"][1]["inputs"]
     assert max(_decoded(shown["photo"]["image"]).size) == THUMB
     assert _decoded(shown["clip"]["image"]).size == (2 * THUMB, 40)

@@ -10,10 +10,9 @@ import io
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
+import pandas as pd
 
 if TYPE_CHECKING:
-    import pandas as pd
-
     from dlpipe.prepare.preprocessor import Column
 
 EXAMPLES = "examples.json"
@@ -82,10 +81,12 @@ def show(column: Column, value: Any, inputs: dict[str, np.ndarray], row: int) ->
         spectrogram = inputs.get(f"audio:{column.name}")
         return {"image": spectrogram_uri(spectrogram[row, 0])} if spectrogram is not None else {"text": "(audio)"}
     limit = SNIPPET if column.type == "text" else VALUE
-    if isinstance(value, float | np.floating):
-        text = "missing" if np.isnan(value) else f"{value:.4g}"
+    if value is None or (pd.api.types.is_scalar(value) and pd.isna(value)):
+        text = "missing"
+    elif isinstance(value, float | np.floating):
+        text = f"{value:.4g}"
     else:
-        text = "missing" if value is None else str(value)
+        text = str(value)
     text = " ".join(text.split())
     return {"text": text if len(text) <= limit else text[: limit - 1] + "…"}
 
