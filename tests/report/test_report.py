@@ -34,6 +34,10 @@ pytestmark = pytest.mark.slow
 def test_the_report_of_a_run(tmp_path, name, task, sections):
     result = Pipeline.from_dict(tiny_config(name, task, **sections)).run(tmp_path / "runs")
     page = check_report(result.folder / "report.html", f"report-{name}")
+    model = json.loads((result.folder / "metrics.json").read_text())["model"]
+    parts = {k: v for k, v in model["parameters"].items() if k != "total"}
+    assert sum(parts.values()) == model["parameters"]["total"] > 0  # every parameter in one part
+    assert model["latency"]["batch_row_ms"] > 0 and model["latency"]["single_row_ms"] > 0
     headings = page["headings"]
     assert "Model" in headings and "parameters" in page["text"] and "ms per row" in page["text"]
     if "tuning" in sections:
