@@ -35,7 +35,7 @@ def utc_time(seconds: float) -> str:
 def svg(body: str, label: str, height: int = HEIGHT) -> str:
     return (
         f'<svg role="img" aria-label="{escape(label)}" viewBox="0 0 {WIDTH} {height}" width="100%" '
-        f'style="max-width:{WIDTH * 1.6:.0f}px" xmlns="http://www.w3.org/2000/svg">{body}</svg>'
+        f'style="max-width:{WIDTH * 1.6:.0f}px;overflow:visible" xmlns="http://www.w3.org/2000/svg">{body}</svg>'
     )
 
 
