@@ -39,15 +39,7 @@ import tuning as bench  # benchmarks/tuning.py (this folder is on sys.path when 
 
 from dlpipe import metrics
 
-SPACES: dict[str, dict[str, list[Any]]] = {
-    "small": bench.SPACE,  # 36 settings: learning rate x dropout x hidden
-    "large": {  # 144 settings: four dimensions, where a grid costs most
-        "training.learning_rate": [0.0003, 0.001, 0.003, 0.01],
-        "model.dropout": [0.0, 0.25, 0.5],
-        "model.hidden": [32, 128, 512],
-        "model.layers": [1, 2, 3, 4],
-    },
-}
+SPACES = bench.SPACES
 
 
 def record(path: Path, data: str, space_name: str, epochs: int, patience: int) -> None:
@@ -210,8 +202,8 @@ def replay(path: Path, seeds: int, tuning: dict[str, Any], sampler: dict[str, An
     }
 
 
-def prune(path: Path, seeds: int, trials: int | None) -> dict[str, Any]:
-    """Per seed the same TPE search without and with the median pruner (the table's curves give the
+def prune(path: Path, seeds: int, trials: int | None, pruner: str = "median") -> dict[str, Any]:
+    """Per seed the same TPE search without and with a pruner (the table's curves give the
     validation value after every epoch): epochs trained, and whether the pruned search's best is
     within 0.5% of the unpruned one's."""
     table = Table(json.loads(path.read_text()))
@@ -221,16 +213,17 @@ def prune(path: Path, seeds: int, trials: int | None) -> dict[str, Any]:
     ratios, within = [], []
     for seed in range(seeds):
         found = {}
-        for pruner in ("none", "median"):
-            values = replay_one(table, {"method": "tpe", "pruner": pruner, "trials": budget}, seed)
+        for key, rule in (("none", "none"), ("pruned", pruner)):
+            values = replay_one(table, {"method": "tpe", "pruner": rule, "trials": budget}, seed)
             best = max(values) if table.metric.greater_is_better else min(values)
-            found[pruner] = (best, sum(r.epochs for r in trained_rows(LAST_ROWS)))
-        (none, epochs_none), (median, epochs_median) = found["none"], found["median"]
+            found[key] = (best, sum(r.epochs for r in trained_rows(LAST_ROWS)))
+        (none, epochs_none), (median, epochs_median) = found["none"], found["pruned"]
         ratios.append(epochs_median / epochs_none)
         worse = (median - none) / abs(none) if none else 0.0
         within.append((-worse if table.metric.greater_is_better else worse) <= 0.005)
     return {
         "table": path.name,
+        "pruner": pruner,
         "seeds": seeds,
         "trials": budget,
         "epochs_ratio_median": round(statistics.median(ratios), 3),
@@ -261,14 +254,15 @@ def main(argv: list[str] | None = None) -> int:
     rep.add_argument(
         "--sampler", default=None, help='exploration: TPESampler arguments as JSON, e.g. {"n_startup_trials": 5}'
     )
-    pru = sub.add_parser("prune", help="TPE without and with the median pruner against a table with curves")
+    pru = sub.add_parser("prune", help="TPE without and with a pruner against a table with curves")
     pru.add_argument("table", type=Path, nargs="+")
     pru.add_argument("--seeds", type=int, default=50)
     pru.add_argument("--trials", type=int, default=None, help="budget (default: the grid's size)")
+    pru.add_argument("--pruner", default="median", help="median (default), percentile, asha or hyperband")
     args = parser.parse_args(argv)
     if args.command == "prune":
         for path in args.table:
-            print(json.dumps(prune(path, args.seeds, args.trials)))
+            print(json.dumps(prune(path, args.seeds, args.trials, args.pruner)))
         return 0
     if args.command == "record":
         record(args.table, args.data, args.space, args.epochs, args.early_stopping)

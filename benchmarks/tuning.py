@@ -1,14 +1,16 @@
-"""Tuning: what the median pruner saves, and how many trials TPE needs to match a full grid search.
+"""Tuning: what pruning saves, and how many trials TPE needs to match a full grid search.
 
 Every search below is a real run (`Pipeline.from_dict(config).run(tmp)`, Optuna, one worker,
 one torch thread) on one data set and one search space written as lists, so that grid search
 can run it too. The default is scikit-learn's bundled digits (1,797 rows, 64 pixel columns,
 10 classes) scored by validation log loss, over learning rate x dropout x hidden width
-(4 x 3 x 3 = 36 points), each trial at most 40 epochs with early stopping after 8. Training is
+(4 x 3 x 3 = 36 points; `--space large` adds layers 1-4: 144 points), each trial at most 40
+epochs with early stopping after 8. Training is
 seeded, so a setting scores the same in every search; the script checks that.
 
 1. Pruning: for each TPE sampler seed (42, 0, 1, 2), the same search with `pruner: none` and
-   with `pruner: median`, the same number of trials (the grid's size). Reported per seed: epochs
+   with `--pruner` (default `percentile`), the same number of trials (`--trials`, default the grid's
+   size). Reported per seed: epochs
    trained over all trials (`summary.json`), seconds, the best validation score of each, and what
    became of the grid's best setting in the pruned search; then the median over seeds of the
    epoch ratio. Aims: the pruned search trains >= 40% fewer epochs, and its best score is within
@@ -29,6 +31,7 @@ not assert, and always exits 0.
     OMP_NUM_THREADS=1 python benchmarks/tuning.py            # 10-14 minutes on 2 cores
     OMP_NUM_THREADS=1 python benchmarks/tuning.py --quick    # smoke test: 8-point space, 10 epochs (about 30 s)
     python benchmarks/tuning.py --seeds 42,0,1 --data breast_cancer --epochs 60
+    OMP_NUM_THREADS=1 python benchmarks/tuning.py --space large --trials 48   # about 40 minutes
 """
 
 from __future__ import annotations
@@ -59,6 +62,10 @@ SPACE: dict[str, list[Any]] = {
     "model.dropout": [0.0, 0.25, 0.5],
     "model.hidden": [32, 128, 512],
 }
+SPACES: dict[str, dict[str, list[Any]]] = {
+    "small": SPACE,  # 36 settings: learning rate x dropout x hidden
+    "large": {**SPACE, "model.layers": [1, 2, 3, 4]},  # 144 settings: four dimensions, where a grid costs most
+}
 QUICK_SPACE: dict[str, list[Any]] = {
     "training.learning_rate": [0.0003, 0.01],
     "model.dropout": [0.0, 0.5],
@@ -80,6 +87,7 @@ class Settings:
     early_stopping: int
     trials: int  # per TPE search (both parts); the grid runs every point once
     seeds: list[int]
+    pruner: str = "percentile"  # the pruned searches' pruner
 
     @property
     def points(self) -> int:
@@ -169,17 +177,17 @@ def fate(found: Search, wanted: tuple[str, ...], space: dict[str, list[Any]]) ->
 
 
 def measure(settings: Settings) -> dict[str, Any]:
-    """Per seed TPE without and with the median pruner, then the whole grid."""
-    out: dict[str, Any] = {"none": [], "median": []}
+    """Per seed TPE without and with the pruner, then the whole grid."""
+    out: dict[str, Any] = {"none": [], "pruned": []}
     with tempfile.TemporaryDirectory(prefix="dlpipe-tuning-bench-") as tmp:
         runs = Path(tmp)
         for seed in settings.seeds:
-            for pruner in ("none", "median"):
-                out[pruner].append(
+            for key, pruner in (("none", "none"), ("pruned", settings.pruner)):
+                out[key].append(
                     search(
                         settings,
                         runs,
-                        f"tpe-{seed}-{pruner}",
+                        f"tpe-{seed}-{key}",
                         method="tpe",
                         seed=seed,
                         trials=settings.trials,
@@ -211,7 +219,8 @@ def describe(params: dict[str, Any]) -> str:
 def report(settings: Settings, out: dict[str, Any]) -> str:
     metric = metrics.get(settings.metric)
     up = metric.greater_is_better
-    nones, medians, grid = out["none"], out["median"], out["grid"]
+    nones, pruneds, grid = out["none"], out["pruned"], out["grid"]
+    pruner = settings.pruner
     space = " x ".join(f"{p} {v}" for p, v in settings.space.items())
     grid_best = next(setting(r, settings.space) for r in grid.rows if int(r["number"]) == grid.summary["best"]["trial"])
     lines = [
@@ -227,29 +236,30 @@ def report(settings: Settings, out: dict[str, Any]) -> str:
         f"({describe(grid.summary['best']['params'])}); second best "
         f"{fmt(sorted(grid.scores.values(), reverse=up)[1] if len(grid.scores) > 1 else None)}",
         "",
-        f"1. pruning: TPE with the same sampler seed, pruner none against median, {settings.trials} trials each",
-        f"{'seed':<6}{'epochs none':>12}{'median':>8}{'ratio':>7}{'s none':>8}{'median':>8}"
-        f"{'best none':>11}{'median':>10}{'worse by':>10}{'pruned':>8}  grid's best setting in the pruned search",
+        f"1. pruning: TPE with the same sampler seed, pruner none against {pruner}, {settings.trials} trials each",
+        f"{'seed':<6}{'epochs none':>12}{pruner:>11}{'ratio':>7}{'s none':>8}{pruner:>11}"
+        f"{'best none':>11}{pruner:>11}{'worse by':>10}{'pruned':>8}  grid's best setting in the pruned search",
     ]
     ratios, worse = [], []
-    for seed, none, median in zip(settings.seeds, nones, medians, strict=True):
-        ratios.append(median.summary["epochs"] / none.summary["epochs"])
-        relative = (median.best - none.best) / abs(none.best) if none.best else 0.0
+    for seed, none, pruned in zip(settings.seeds, nones, pruneds, strict=True):
+        ratios.append(pruned.summary["epochs"] / none.summary["epochs"])
+        relative = (pruned.best - none.best) / abs(none.best) if none.best else 0.0
         worse.append(-relative if up else relative)
         lines.append(
-            f"{seed:<6}{none.summary['epochs']:>12}{median.summary['epochs']:>8}{ratios[-1]:>7.2f}"
-            f"{none.seconds:>8.0f}{median.seconds:>8.0f}{none.best:>11.6f}{median.best:>10.6f}{worse[-1]:>+10.1%}"
-            f"{median.count('pruned'):>8}  {fate(median, grid_best, settings.space)}"
+            f"{seed:<6}{none.summary['epochs']:>12}{pruned.summary['epochs']:>11}{ratios[-1]:>7.2f}"
+            f"{none.seconds:>8.0f}{pruned.seconds:>11.0f}{none.best:>11.6f}{pruned.best:>11.6f}{worse[-1]:>+10.1%}"
+            f"{pruned.count('pruned'):>8}  {fate(pruned, grid_best, settings.space)}"
         )
     epochs_none = sum(s.summary["epochs"] for s in nones)
-    epochs_median = sum(s.summary["epochs"] for s in medians)
-    seconds = sum(s.seconds for s in medians) / sum(s.seconds for s in nones)
+    epochs_pruned = sum(s.summary["epochs"] for s in pruneds)
+    seconds = sum(s.seconds for s in pruneds) / sum(s.seconds for s in nones)
     ratio = statistics.median(ratios)
     within = sum(w <= 0.005 for w in worse)
     lines += [
         "",
-        f"ratio epochs pruned / unpruned: {ratio:.2f} (median over {len(ratios)} seeds, {1 - ratio:.0%} fewer; "
-        f"aim >= 40% fewer); all seeds together {epochs_median / epochs_none:.2f}, seconds {seconds:.2f}",
+        f"ratio epochs pruned / unpruned ({pruner}): {ratio:.2f} (median over {len(ratios)} seeds, "
+        f"{1 - ratio:.0%} fewer; aim >= 40% fewer); all seeds together {epochs_pruned / epochs_none:.2f}, "
+        f"seconds {seconds:.2f}",
         f"best score pruned against unpruned: median {statistics.median(worse):+.1%} "
         f"({'worse' if statistics.median(worse) > 0 else 'not worse'}); within 0.5% on {within} of {len(worse)} "
         f"seeds (aim within 0.5% relative)",
@@ -260,9 +270,9 @@ def report(settings: Settings, out: dict[str, Any]) -> str:
     ]
     reached: list[float] = []
     third = max(1, settings.points // 3)
-    for seed, none, median in zip(settings.seeds, nones, medians, strict=True):
+    for seed, none, pruned in zip(settings.seeds, nones, pruneds, strict=True):
         n = trials_to_reach(none, grid.best, up)
-        pruned_n = trials_to_reach(median, grid.best, up)
+        pruned_n = trials_to_reach(pruned, grid.best, up)
         reached.append(math.inf if n is None else n)
         distinct = len({setting(r, settings.space) for r in trained(none)})
         lines.append(
@@ -281,7 +291,7 @@ def report(settings: Settings, out: dict[str, Any]) -> str:
         f"ratio to the grid's {settings.points} trials: {median_ratio} (aim <= 0.33)"
     )
     lines += replayed(settings, grid, reached)
-    shared, spread = consistency([*nones, *medians, grid])
+    shared, spread = consistency([*nones, *pruneds, grid])
     lines.append(
         f"check: {shared} settings were scored by more than one search; largest difference between "
         f"their scores {spread:.2g} ({'identical' if spread == 0 else 'NOT identical: training is not deterministic'})"
@@ -335,12 +345,16 @@ def parse_args(argv: list[str] | None = None) -> Settings:
     parser.add_argument("--early-stopping", type=int, default=None, help="patience in epochs (default 8)")
     parser.add_argument("--trials", type=int, default=None, help="trials per TPE search (default: the grid's size)")
     parser.add_argument("--seeds", default=None, help=f"TPE sampler seeds, comma-separated (default {SEEDS})")
+    parser.add_argument("--space", default="small", choices=sorted(SPACES), help="small: 36 settings; large: 144")
+    parser.add_argument(
+        "--pruner", default="percentile", help="the pruned searches' pruner (default percentile; median, asha, ...)"
+    )
     parser.add_argument("--quick", action="store_true", help="8-point space, 10 epochs, 2 seeds (a smoke test)")
     args = parser.parse_args(argv)
     if args.quick:
         space, epochs, patience, seeds = QUICK_SPACE, 10, 3, [42, 0]
     else:
-        space, epochs, patience, seeds = SPACE, 40, 8, SEEDS
+        space, epochs, patience, seeds = SPACES[args.space], 40, 8, SEEDS
     points = math.prod(len(v) for v in space.values())
     return Settings(
         data=args.data,
@@ -350,6 +364,7 @@ def parse_args(argv: list[str] | None = None) -> Settings:
         early_stopping=patience if args.early_stopping is None else args.early_stopping,
         trials=args.trials or points,
         seeds=[int(s) for s in args.seeds.split(",")] if args.seeds else seeds,
+        pruner=args.pruner,
     )
 
 

@@ -61,3 +61,20 @@ def dlpipe(*args: str, cwd: Path | None = None, timeout: float = 600) -> subproc
     return subprocess.run(
         [sys.executable, "-m", "dlpipe.cli", *args], capture_output=True, text=True, cwd=cwd, env=env, timeout=timeout
     )
+
+
+class StopAfter:
+    """A reporter that interrupts training, as a kill or Ctrl-C would, after some epochs."""
+
+    def __init__(self, epochs: int = 2) -> None:
+        self.epochs = epochs
+
+    def stage(self, name: str) -> None:
+        pass
+
+    def info(self, text: str) -> None:
+        pass
+
+    def epoch(self, record, epochs) -> None:
+        if record["epoch"] >= self.epochs:
+            raise KeyboardInterrupt

@@ -21,6 +21,7 @@ from conftest import ROOT
         ("tuning.py", "ratio epochs pruned / unpruned"),
         ("serve.py", "ratio dlpipe / minimal throughput at concurrency 64"),
         ("drift.py", "ratio dlpipe / scipy loop"),
+        ("quality.py", "vs gradient boosting: level or better on"),
     ],
 )
 def test_benchmark_runs(script, expected):

@@ -4,26 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from conftest import tiny_config
+from conftest import StopAfter, tiny_config
 from dlpipe.errors import ResumeError
 from dlpipe.pipeline import Pipeline
-
-
-class StopAfter:
-    """A reporter that interrupts training, as a kill would, after some epochs."""
-
-    def __init__(self, epochs: int) -> None:
-        self.epochs = epochs
-
-    def stage(self, name: str) -> None:
-        pass
-
-    def info(self, text: str) -> None:
-        pass
-
-    def epoch(self, record, epochs) -> None:
-        if record["epoch"] >= self.epochs:
-            raise KeyboardInterrupt
 
 
 def interrupted_run(tmp_path, config):

@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING
 from dlpipe import __version__
 from dlpipe.cli_monitor import add_monitor_commands
 from dlpipe.cli_registry import add_models_commands
+from dlpipe.cli_runs import add_runs_commands
 
 if TYPE_CHECKING:
     from dlpipe.collect import Collected
@@ -305,6 +306,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     add_monitor_commands(sub)
     add_models_commands(sub)
+    add_runs_commands(sub)
 
     p = sub.add_parser("export", help="a model as an ONNX file, a Docker build folder, or an MLflow pyfunc folder")
     p.add_argument("model", help="a model folder or a run folder")

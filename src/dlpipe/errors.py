@@ -38,3 +38,7 @@ class ResumeError(DlpipeError):
 
 class TuningError(DlpipeError):
     """A search ended without a usable trial, or a trial failed on the user's settings."""
+
+
+class TrackingError(DlpipeError):
+    """The tracking server named in `tracking:` cannot be reached or refuses the run."""

@@ -38,18 +38,20 @@ def predict_outputs(
     return (logits if raw else head.output(logits)).numpy().astype(np.float64)
 
 
-def score(task: str, y: np.ndarray, output: np.ndarray) -> dict[str, float]:
+def score(task: str, y: np.ndarray, output: np.ndarray, threshold: float | None = None) -> dict[str, float]:
     """Every metric of the task, rounded for humans but not beyond what matters."""
-    return {k: round(v, 6) for k, v in metrics.compute_all(task, y, output).items()}
+    return {k: round(v, 6) for k, v in metrics.compute_all(task, y, output, threshold).items()}
 
 
-def details(task: str, y: np.ndarray, output: np.ndarray, classes: list[str] | None) -> dict[str, Any]:
+def details(
+    task: str, y: np.ndarray, output: np.ndarray, classes: list[str] | None, threshold: float | None = None
+) -> dict[str, Any]:
     """The confusion matrix and per-class figures (classification) or residual summary (regression)."""
     if task == "classification":
         from sklearn.metrics import confusion_matrix, precision_recall_fscore_support
 
         labels = np.arange(output.shape[1])
-        predicted = output.argmax(1)
+        predicted = metrics.predicted(output, threshold)
         precision, recall, f1, support = precision_recall_fscore_support(y, predicted, labels=labels, zero_division=0)
         return {
             "classes": classes,
@@ -129,18 +131,22 @@ def split_targets(prepared: Prepared, name: str) -> tuple[np.ndarray, Callable[[
     return preprocessor.decode_regression(y), preprocessor.decode_regression
 
 
-def evaluate_split(net: torch.nn.Module, head: Head, prepared: Prepared, name: str) -> dict[str, Any]:
-    """Every metric of the task and the details (confusion matrix, residuals) on one split; for the
-    test split also its worst rows (`examples`, what examples.json holds)."""
+def evaluate_split(
+    net: torch.nn.Module, head: Head, prepared: Prepared, name: str, threshold: float | None = None
+) -> dict[str, Any]:
+    """Every metric of the task and the details (confusion matrix, residuals) on one split; a binary
+    model's labels decide at `threshold` when given. For the test split also its worst rows
+    (`examples`, what examples.json holds)."""
     task, classes = prepared.preprocessor.task, prepared.preprocessor.classes
     y, decode = split_targets(prepared, name)
     split = prepared.splits[name]
     output = decode(predict_outputs(net, head, to_tensors(split.inputs)))
-    result = {"metrics": score(task, y, output), "details": details(task, y, output, classes)}
+    result = {"metrics": score(task, y, output, threshold), "details": details(task, y, output, classes, threshold)}
     if name == "test":  # the rows the report shows: the test split's worst
         from dlpipe.report.examples import record
 
-        result["examples"] = record(y, output, classes, split.frame, split.inputs, prepared.preprocessor.columns)
+        columns = prepared.preprocessor.columns
+        result["examples"] = record(y, output, classes, split.frame, split.inputs, columns, threshold)
     return result
 
 
@@ -148,11 +154,17 @@ REFERENCE_ROWS = 2000  # the training sample kept with the model for monitoring
 
 
 def evaluate_splits(
-    net: torch.nn.Module, head: Head, prepared: Prepared, sample_rows: int = REFERENCE_ROWS
+    net: torch.nn.Module,
+    head: Head,
+    prepared: Prepared,
+    sample_rows: int = REFERENCE_ROWS,
+    threshold: float | None = None,
 ) -> dict[str, Any]:
     """Metrics and details on validation and test (the test split's only use), and a training sample."""
     classes = prepared.preprocessor.classes
-    results: dict[str, Any] = {name: evaluate_split(net, head, prepared, name) for name in ("validation", "test")}
+    results: dict[str, Any] = {
+        name: evaluate_split(net, head, prepared, name, threshold) for name in ("validation", "test")
+    }
     train = prepared.splits["train"]
     rows = np.sort(np.random.default_rng(0).permutation(len(train))[:sample_rows])  # files are often sorted
     _, decode = split_targets(prepared, "train")
@@ -163,7 +175,7 @@ def evaluate_splits(
     # text, image and audio drift is measured on the encoders' outputs: keep the sample's
     sample["embeddings"] = embed_inputs(net, prepared.preprocessor, {k: v[rows] for k, v in train.inputs.items()})
     if classes:
-        sample["prediction"] = np.asarray(classes, dtype=object)[output.argmax(1)]
+        sample["prediction"] = np.asarray(classes, dtype=object)[metrics.predicted(output, threshold)]
         sample["probabilities"] = {c: output[:, i] for i, c in enumerate(classes)}
     else:
         sample["prediction"] = output

@@ -1,8 +1,9 @@
 """The metric registry: one entry per metric name used in `problem.metric`, `goal` and metrics.json.
 
-Classification metrics take integer labels and an (n, classes) probability matrix; regression
-metrics take true and predicted values. scikit-learn is imported on first use, so the CLI and
-the config loader stay quick to start.
+Classification metrics take integer labels and an (n, classes) probability matrix; those judged on
+labels (accuracy, balanced accuracy, F1) read them off it with `predicted`, at a binary model's
+decision threshold when one is given. Regression metrics take true and predicted values.
+scikit-learn is imported on first use, so the CLI and the config loader stay quick to start.
 """
 
 from __future__ import annotations
@@ -24,6 +25,13 @@ class Metric:
     fn: Callable[[np.ndarray, np.ndarray], float]
     greater_is_better: bool
     tasks: tuple[str, ...]
+    on_labels: bool = False  # judged on predicted labels, so a decision threshold changes it
+
+    def score(self, y: np.ndarray, output: np.ndarray, threshold: float | None = None) -> float:
+        """The metric of `output`; label metrics of a binary model decide at `threshold` (else argmax)."""
+        if self.on_labels and threshold is not None:
+            return self.fn(y, _one_hot(predicted(output, threshold), output.shape[1]))
+        return self.fn(y, output)
 
     def better(self, a: float, b: float) -> bool:
         """True when score `a` is strictly better than `b` (NaN is never better)."""
@@ -38,6 +46,18 @@ class Metric:
         if math.isnan(value):
             return False
         return value >= goal if self.greater_is_better else value <= goal
+
+
+def predicted(proba: np.ndarray, threshold: float | None = None) -> np.ndarray:
+    """Class codes from probabilities: the most probable class, or for a binary model with a
+    `threshold`, the positive class (code 1) wherever its probability reaches it."""
+    if threshold is not None and proba.shape[1] == 2:
+        return (proba[:, 1] >= threshold).astype(np.int64)
+    return proba.argmax(1)
+
+
+def _one_hot(codes: np.ndarray, classes: int) -> np.ndarray:
+    return np.eye(classes)[codes]
 
 
 def _accuracy(y: np.ndarray, proba: np.ndarray) -> float:
@@ -104,9 +124,9 @@ def _mape(y: np.ndarray, pred: np.ndarray) -> float:
 METRICS: dict[str, Metric] = {
     m.name: m
     for m in [
-        Metric("accuracy", _accuracy, True, CLASSIFICATION),
-        Metric("balanced_accuracy", _balanced_accuracy, True, CLASSIFICATION),
-        Metric("f1_macro", _f1_macro, True, CLASSIFICATION),
+        Metric("accuracy", _accuracy, True, CLASSIFICATION, on_labels=True),
+        Metric("balanced_accuracy", _balanced_accuracy, True, CLASSIFICATION, on_labels=True),
+        Metric("f1_macro", _f1_macro, True, CLASSIFICATION, on_labels=True),
         Metric("roc_auc", _roc_auc, True, CLASSIFICATION),
         Metric("log_loss", _log_loss, False, CLASSIFICATION),
         Metric("rmse", _rmse, False, REGRESSION),
@@ -122,9 +142,10 @@ def get(name: str) -> Metric:
     return METRICS[name]
 
 
-def compute_all(task: str, y: np.ndarray, output: np.ndarray) -> dict[str, float]:
-    """Every metric of the task; `output` is probabilities (classification) or values (regression)."""
-    return {name: m.fn(y, output) for name, m in METRICS.items() if task in m.tasks}
+def compute_all(task: str, y: np.ndarray, output: np.ndarray, threshold: float | None = None) -> dict[str, float]:
+    """Every metric of the task; `output` is probabilities (classification) or values (regression);
+    a binary model's label metrics decide at `threshold` when given."""
+    return {name: m.score(y, output, threshold) for name, m in METRICS.items() if task in m.tasks}
 
 
 def default_metric(task: str, n_classes: int) -> str:

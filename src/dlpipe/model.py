@@ -147,10 +147,13 @@ class Head:
 
     KINDS = ("binary", "multiclass", "regression")
 
-    def __init__(self, kind: str) -> None:
+    def __init__(self, kind: str, temperature: float = 1.0) -> None:
         if kind not in self.KINDS:
             raise ValueError(f"unknown head {kind!r}; expected one of {self.KINDS}")
         self.kind = kind
+        # classification logits are divided by it before the probabilities (temperature scaling,
+        # fitted on validation by dlpipe.decide); training always runs at 1
+        self.temperature = temperature
 
     @classmethod
     def for_preprocessor(cls, preprocessor: Preprocessor) -> Head:
@@ -174,6 +177,8 @@ class Head:
 
     def output(self, logits: torch.Tensor) -> torch.Tensor:
         """Class probabilities (rows sum to 1) or standardised values, averaged over the members."""
+        if self.kind != "regression" and self.temperature != 1.0:
+            logits = logits / self.temperature
         if self.kind == "binary":
             p = torch.sigmoid(logits[..., 0]).mean(1)
             return torch.stack([1 - p, p], dim=1)

@@ -22,6 +22,7 @@ import pandas as pd
 from dlpipe import __version__
 from dlpipe.errors import ArtifactError, ConfigError, DataError
 from dlpipe.features.base import Problems
+from dlpipe.metrics import predicted
 from dlpipe.prepare.preprocessor import Preprocessor
 
 if TYPE_CHECKING:
@@ -65,6 +66,7 @@ def save_model(
     preprocessor: Preprocessor,
     head_kind: str,
     pipeline: dict[str, Any],
+    decision: dict[str, Any] | None = None,
     metrics: dict[str, Any],
     reference: pd.DataFrame,
     example: dict[str, np.ndarray] | None = None,
@@ -75,13 +77,15 @@ def save_model(
     With `example` (a few preprocessed rows) the network is also exported to model.onnx, checked
     against PyTorch on those rows; when that fails the manifest says why and serving uses PyTorch.
     `embeddings` (column -> the reference rows' encoder outputs) are what monitoring compares
-    text, image and audio inputs with.
+    text, image and audio inputs with. `decision` (dlpipe.decide) is the classifier's temperature
+    and threshold, in model.onnx's output and in every label `predict` gives.
     """
     from safetensors.torch import save_file
 
-    from dlpipe.model import Head
+    from dlpipe.decide import Decision
 
     folder = Path(folder)
+    chosen = Decision.from_dict(decision)
     folder.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=".model-", dir=folder.parent))
     try:
@@ -100,7 +104,7 @@ def save_model(
             from dlpipe.export.onnx import ExportFailed, export_onnx
 
             try:
-                onnx = export_onnx(net, Head(head_kind), example, tmp / ONNX)
+                onnx = export_onnx(net, chosen.head(head_kind), example, tmp / ONNX)
                 files.append(ONNX)
             except ExportFailed as exc:
                 onnx = {"error": str(exc)}
@@ -110,6 +114,7 @@ def save_model(
             "name": pipeline["name"],
             "created": datetime.now(UTC).isoformat(timespec="seconds"),
             "head": head_kind,
+            "decision": decision or {},
             "pipeline": pipeline,
             "preprocessor": preprocessor.to_dict(),
             "metrics": metrics,
@@ -133,6 +138,13 @@ def save_model(
         shutil.rmtree(tmp, ignore_errors=True)
         raise
     return folder
+
+
+def model_summary(
+    net: torch.nn.Module, head_kind: str, preprocessor: Preprocessor, frame: pd.DataFrame
+) -> dict[str, Any]:
+    """What metrics.json says of the model: its parameters by part and its latency on `frame`."""
+    return {"parameters": net.parameter_counts(), "latency": measure_latency(net, head_kind, preprocessor, frame)}
 
 
 def measure_latency(
@@ -262,14 +274,20 @@ class Model:
     def __init__(self, folder: Path, manifest: dict[str, Any]) -> None:
         from safetensors.torch import load_file
 
-        from dlpipe.model import Head, Net
+        from dlpipe.decide import Decision
+        from dlpipe.model import Net
         from dlpipe.spec import ModelSpec
 
         self.folder = folder
         self.manifest = manifest
         self.name: str = manifest["name"]
         self.preprocessor = Preprocessor.from_dict(manifest["preprocessor"])
-        self.head = Head(manifest["head"])
+        try:
+            decision = Decision.from_dict(manifest.get("decision"))
+        except ValueError as exc:
+            raise ArtifactError(f"{MANIFEST}: {exc}", where=str(folder)) from None
+        self.head = decision.head(manifest["head"])
+        self.threshold: float | None = decision.threshold
         self.net = Net(self.preprocessor, ModelSpec(**manifest["pipeline"].get("model", {})))
         try:
             weights = load_file(str(folder / WEIGHTS))
@@ -313,7 +331,7 @@ class Model:
         if not self.classes:
             result = pd.DataFrame({"prediction": np.where(bad, np.nan, out)}, index=frame.index)
         else:
-            labels = np.asarray(self.classes, dtype=object)[out.argmax(1)]
+            labels = np.asarray(self.classes, dtype=object)[predicted(out, self.threshold)]
             result = pd.DataFrame({"prediction": np.where(bad, None, labels)}, index=frame.index)
             for i, cls in enumerate(self.classes):
                 result[f"proba_{cls}"] = np.where(bad, np.nan, out[:, i])

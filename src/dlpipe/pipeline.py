@@ -26,6 +26,7 @@ from dlpipe.spec import PipelineSpec, load_spec, validate_spec
 
 if TYPE_CHECKING:
     from dlpipe.prepare import Prepared
+    from dlpipe.tracking import Tracking
     from dlpipe.tune.output import TrialRow
 
 
@@ -113,9 +114,24 @@ class Pipeline:
         """Every stage; the run folder holds the resolved config, profile, history, metrics and model.
 
         `warm_start` (a model folder or reference) trains on from that model: its preprocessing state
-        and architecture are kept, its weights are the starting point.
+        and architecture are kept, its weights are the starting point. With a `tracking:` section the
+        run also logs itself to MLflow or TensorBoard.
         """
-        reporter = reporter or Silent()
+        from dlpipe.tracking import Tracking
+
+        tracking = Tracking.open(self.spec)
+        reporter = tracking.watch(reporter or Silent())
+        try:
+            result = self._run(Path(run_dir), resume, reporter, warm_start, tracking)
+        except BaseException as exc:
+            tracking.failed(exc)
+            raise
+        tracking.finished(result)
+        return result
+
+    def _run(
+        self, run_dir: Path, resume: bool, reporter: Reporter, warm_start: str | Path | None, tracking: Tracking
+    ) -> RunResult:
         seconds: dict[str, float] = {}
         clock = time.perf_counter()
 
@@ -141,9 +157,10 @@ class Pipeline:
             reporter.info(line)
         resolved = prepared.spec
         fingerprint = _fingerprint(resolved, prepared)
-        folder = _run_folder(Path(run_dir), resolved.name, resume, fingerprint)
+        folder = _run_folder(run_dir, resolved.name, resume, fingerprint)
         write_text(folder / "pipeline.yaml", resolved.to_yaml())
         write_json(folder / "profile.json", prepared.profile)
+        tracking.started(folder, resolved)
 
         from dlpipe.evaluate import evaluate_splits
 
@@ -168,7 +185,13 @@ class Pipeline:
             model_spec = resolved
             lap("train")
         reporter.stage("evaluate")
-        results = evaluate_splits(net, head, prepared)
+        from dlpipe.decide import decide, describe
+
+        decision = decide(net, head, prepared, model_spec, refit=tuned is not None and tuned.refit_epochs is not None)
+        head = decision.head(head.kind)
+        for line in describe(decision):
+            reporter.info(line)
+        results = evaluate_splits(net, head, prepared, threshold=decision.threshold)
         write_json(folder / EXAMPLES, results["test"].pop("examples"))
         if tuned is not None and tuned.validation is not None:
             results["validation"] = tuned.validation  # the refit trained on validation: score the trial's model
@@ -190,6 +213,7 @@ class Pipeline:
             "best_epoch": state.best_epoch + 1,
             "epochs_run": state.epoch,
             "details": {name: results[name]["details"] for name in ("validation", "test")},
+            "decision": decision.to_dict(),
         }
         if tuned is not None:
             metrics["tuning"] = _tuning_metrics(tuned)
@@ -203,20 +227,18 @@ class Pipeline:
             net=net,
             preprocessor=prepared.preprocessor,
             head_kind=head.kind,
+            decision=decision.to_dict(),
             pipeline=model_spec.model_dump(mode="json", exclude_none=True),
             metrics={k: metrics[k] for k in ("validation", "test", "goal")},
             reference=_reference(results["train_sample"]),
             example={k: v[:EXAMPLE_ROWS] for k, v in prepared.splits["train"].inputs.items()},
             embeddings=results["train_sample"].get("embeddings"),
         )
-        from dlpipe.package import measure_latency
+        from dlpipe.package import model_summary
 
-        metrics["model"] = {
-            "parameters": net.parameter_counts(),
-            "latency": measure_latency(
-                net, head.kind, prepared.preprocessor, prepared.splits["train"].frame[:EXAMPLE_ROWS]
-            ),
-        }
+        metrics["model"] = model_summary(
+            net, head.kind, prepared.preprocessor, prepared.splits["train"].frame[:EXAMPLE_ROWS]
+        )
         onnx = json.loads((folder / "model" / "model.json").read_text()).get("onnx", {})
         if "error" in onnx:
             reporter.info(f"no model.onnx ({onnx['error']}); serving will run the model in PyTorch")

@@ -12,6 +12,7 @@ WIDTH, HEIGHT, PAD = 560, 200, 36
 REF, CUR, BAD, OK, GRID = "#7a869a", "#2f6fdf", "#d64545", "#2e9e5b", "#e3e6eb"
 HALO = 'paint-order="stroke" stroke="#fff" stroke-width="3"'  # text readable over the lines it sits on
 
+# legends set their colour as an inline style: the `svg text` rule here would beat a fill attribute
 STYLE = """
 body{font:14px/1.45 system-ui,sans-serif;margin:24px;color:#1d2330;background:#f6f7f9}
 h1{font-size:22px;margin:0 0 4px}h2{font-size:16px;margin:24px 0 8px}
@@ -78,7 +79,7 @@ def line_chart(series: dict[str, tuple[list[float | None], str]], label: str, ma
         for r in runs:
             parts.append(f'<polyline fill="none" stroke="{color}" stroke-width="2" points="{" ".join(r)}"/>')
             parts += [f'<circle cx="{p.split(",")[0]}" cy="{p.split(",")[1]}" r="2.5" fill="{color}"/>' for p in r]
-        parts.append(f'<text x="{PAD + 8 + n * 150}" y="{HEIGHT - 8}" fill="{color}">■ {escape(name)}</text>')
+        parts.append(f'<text x="{PAD + 8 + n * 150}" y="{HEIGHT - 8}" style="fill:{color}">■ {escape(name)}</text>')
     return svg("".join(parts), label)
 
 
@@ -108,8 +109,8 @@ def bars(
             parts.append(f'<text x="{PAD + 4 + i * slot + width:.1f}" y="{HEIGHT - PAD + 14}" ')
             parts.append(f'text-anchor="middle">{text}</text>')
     if legend:
-        parts.append(f'<text x="{PAD}" y="{HEIGHT - 6}" fill="{colors[0]}">■ {escape(legend[0])}</text>')
-        parts.append(f'<text x="{PAD + 90}" y="{HEIGHT - 6}" fill="{colors[1]}">■ {escape(legend[1])}</text>')
+        parts.append(f'<text x="{PAD}" y="{HEIGHT - 6}" style="fill:{colors[0]}">■ {escape(legend[0])}</text>')
+        parts.append(f'<text x="{PAD + 90}" y="{HEIGHT - 6}" style="fill:{colors[1]}">■ {escape(legend[1])}</text>')
     return svg("".join(parts), label)
 
 
@@ -152,7 +153,8 @@ def xy_chart(
             joined = " ".join(f"{x:.1f},{y:.1f}" for x, y in points)
             parts.append(f'<polyline fill="none" stroke="{color}" stroke-width="2" points="{joined}"/>')
         step = min(170, (WIDTH - PAD) // len(series))  # ten classes' keys still fit in one row
-        parts.append(f'<text x="{PAD + 8 + n * step}" y="{HEIGHT - 4}" fill="{color}">■ {escape(name[: step // 7])}')
+        key = escape(name[: step // 7])
+        parts.append(f'<text x="{PAD + 8 + n * step}" y="{HEIGHT - 4}" style="fill:{color}">■ {key}')
         parts.append(f"<title>{escape(name)}</title></text>")
     return svg("".join(parts), label)
 

@@ -72,7 +72,7 @@ def score_on(model_folder: Path, holdout: pd.DataFrame, target: str, task: str) 
         proba[:, classes.index(c)] = predicted[f"proba_{c}"].to_numpy(dtype=float)
     y = np.array([classes.index(str(v)) if v is not pd.NA else -1 for v in labels])
     known = y >= 0
-    return metrics.compute_all(task, y[known], proba[known])
+    return metrics.compute_all(task, y[known], proba[known], model.threshold)
 
 
 def retrain(

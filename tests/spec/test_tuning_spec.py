@@ -90,6 +90,7 @@ def test_an_ignored_column_has_nothing_to_tune(tmp_path):
         ("  backend: ray\n  address: localhost:6379\n  space: {model.hidden: [32]}\n", "ray://host:port"),
         ("  timeout: soon\n  space: {model.hidden: [32]}\n", "a duration is a number of seconds"),
         ("  trials: 0\n  space: {model.hidden: [32]}\n", "tuning.trials"),
+        ("  backend: ray\n  pruner: percentile\n  space: {model.hidden: [32]}\n", "optuna backend only"),
     ],
 )
 def test_section_mistakes_name_the_key(tmp_path, tuning, message):

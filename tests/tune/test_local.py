@@ -309,3 +309,41 @@ def test_tpe_spends_a_tenth_of_the_budget_at_random_before_its_model_proposes(tr
     assert tpe[:startup] == random[:startup]  # the random trials: TPE's own random sampler, same seed
     if startup < 12:
         assert tpe[startup] != random[startup]  # then the model proposes
+
+
+@pytest.mark.parametrize(("epochs", "warmup"), [(2, 1), (10, 5), (40, 5), (60, 6), (200, 20)])
+def test_the_percentile_pruner_cuts_only_the_worst_quarter_after_its_warm_up(epochs, warmup):
+    """`pruner: percentile` is Optuna's percentile rule at 75: after 5 finished trials and a tenth of
+    the epochs (at least 5), a trial is cut when its best so far trails three quarters of the finished
+    trials at that epoch; one merely below their median runs on (benchmarks/README.md, tuning.py)."""
+    import optuna
+
+    from dlpipe.spec.tuning import Tuning
+    from dlpipe.tune.space import make_pruner, percentile_warmup
+
+    assert percentile_warmup(epochs) == warmup
+    cfg = Tuning.model_validate({"space": {"model.hidden": [16, 64]}, "pruner": "percentile"})
+    study = optuna.create_study(pruner=make_pruner(cfg, epochs))  # lower is better, as with a loss
+
+    def finished(value):
+        trial = study.ask()
+        for epoch in range(1, epochs + 1):
+            trial.report(value, epoch)
+        study.tell(trial, value)
+
+    def cut(value, epoch):
+        trial = study.ask()
+        for at in range(1, epoch + 1):
+            trial.report(value, at)
+        return trial.should_prune()
+
+    for value in (1.0, 2.0, 3.0, 4.0):
+        finished(value)
+    assert not cut(10.0, epochs)  # 4 finished trials: none cut yet
+    for value in (5.0, 6.0, 7.0, 8.0):
+        finished(value)  # 8 finished: median 4.5, 75th percentile 6.25
+    assert not cut(5.5, epochs)  # below the median but not in the worst quarter: runs on
+    assert cut(7.0, epochs)  # in the worst quarter: cut
+    assert cut(7.0, warmup)  # from the end of the warm-up
+    if warmup > 1:
+        assert not cut(7.0, warmup - 1)  # not before

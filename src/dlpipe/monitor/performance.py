@@ -13,14 +13,29 @@ import numpy as np
 from dlpipe import metrics as registry
 
 
-def live(task: str, classes: list[str] | None, predictions: np.ndarray, probabilities: Any, labels: list) -> dict:
-    """Every metric of the task on the labelled rows; `labelled` and `coverage` say how many there were."""
+def live(
+    task: str,
+    classes: list[str] | None,
+    predictions: np.ndarray,
+    probabilities: Any,
+    labels: list,
+    threshold: float | None = None,
+) -> dict:
+    """Every metric of the task on the labelled rows; `labelled` and `coverage` say how many there were.
+    A binary model's label metrics decide at its `threshold`, as the server did."""
     with warnings.catch_warnings():  # a window may lack some classes: scikit-learn says so each time
         warnings.simplefilter("ignore")
-        return _live(task, classes, predictions, probabilities, labels)
+        return _live(task, classes, predictions, probabilities, labels, threshold)
 
 
-def _live(task: str, classes: list[str] | None, predictions: np.ndarray, probabilities: Any, labels: list) -> dict:
+def _live(
+    task: str,
+    classes: list[str] | None,
+    predictions: np.ndarray,
+    probabilities: Any,
+    labels: list,
+    threshold: float | None,
+) -> dict:
     known = np.array([label is not None for label in labels], dtype=bool)
     out: dict[str, Any] = {"labelled": int(known.sum()), "coverage": float(known.mean()) if len(known) else 0.0}
     if not known.any():
@@ -30,7 +45,8 @@ def _live(task: str, classes: list[str] | None, predictions: np.ndarray, probabi
         index = {c: i for i, c in enumerate(classes)}
         y = np.array([index.get(str(label), -1) for label in np.asarray(labels, dtype=object)[known]])
         usable = y >= 0
-        out["metrics"] = registry.compute_all(task, y[usable], probabilities[known][usable]) if usable.any() else {}
+        found = probabilities[known][usable]
+        out["metrics"] = registry.compute_all(task, y[usable], found, threshold) if usable.any() else {}
     else:
         y = np.asarray(labels, dtype=object)[known].astype(float)
         out["metrics"] = registry.compute_all(task, y, predictions[known].astype(float))
@@ -38,13 +54,13 @@ def _live(task: str, classes: list[str] | None, predictions: np.ndarray, probabi
     return out
 
 
-def estimate(probabilities: np.ndarray) -> dict[str, float]:
+def estimate(probabilities: np.ndarray, threshold: float | None = None) -> dict[str, float]:
     """Expected classification metrics if the probabilities are calibrated (no labels needed)."""
     p = probabilities[~np.isnan(probabilities).any(1)]
     if len(p) == 0:
         return {}
     k = p.shape[1]
-    predicted = p.argmax(1)
+    predicted = registry.predicted(p, threshold)
     # expected confusion matrix: row i (true class) gets p[:, i] of each row predicted as j
     confusion = np.zeros((k, k))
     for j in range(k):

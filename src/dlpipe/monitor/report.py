@@ -39,6 +39,7 @@ class Baseline:
     reference: pd.DataFrame
     settings: Monitoring
     embeddings: dict[str, np.ndarray] = field(default_factory=dict)
+    threshold: float | None = None  # a binary model's decision threshold (dlpipe.decide)
 
     def __post_init__(self) -> None:
         self._values: dict[str, cols.Values] = {}
@@ -73,6 +74,7 @@ class Baseline:
             reference=pd.read_parquet(folder / "reference.parquet"),
             settings=Monitoring(**pipeline.get("monitoring", {})),
             embeddings=_embeddings(folder) if FILE in manifest["files"] else {},
+            threshold=(manifest.get("decision") or {}).get("threshold"),
         )
 
 
@@ -127,9 +129,11 @@ def window_report(baseline: Baseline, rows: pd.DataFrame) -> dict[str, Any]:
     judged = [f for f in features.values() if f["method"] is not None]
     drifted = sum(f["drift"] for f in judged)
     share = drifted / len(judged) if judged else 0.0
-    performance = live(baseline.task, baseline.classes, predictions, probabilities, cols.labels(rows).tolist())
+    performance = live(
+        baseline.task, baseline.classes, predictions, probabilities, cols.labels(rows).tolist(), baseline.threshold
+    )
     if baseline.classes and probabilities is not None:
-        performance["estimated"] = estimate(probabilities)
+        performance["estimated"] = estimate(probabilities, baseline.threshold)
     latency = rows["latency_ms"].dropna().to_numpy(dtype=float)
     return {
         "start": float(rows["time"].iloc[0]),

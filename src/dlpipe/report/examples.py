@@ -12,6 +12,8 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pandas as pd
 
+from dlpipe.metrics import predicted as decided
+
 if TYPE_CHECKING:
     from dlpipe.prepare.preprocessor import Column
 
@@ -23,16 +25,19 @@ VALUE = 40  # characters of any other value kept
 COLUMNS = 12  # input columns shown per row of a wide table
 
 
-def worst_rows(y: np.ndarray, output: np.ndarray, classes: list[str] | None) -> list[tuple[int, dict[str, Any]]]:
-    """(row, what the report says of it): wrong predictions by the probability the model gave its
-    wrong answer, or the largest absolute errors; at most SHOWN."""
+def worst_rows(
+    y: np.ndarray, output: np.ndarray, classes: list[str] | None, threshold: float | None = None
+) -> list[tuple[int, dict[str, Any]]]:
+    """(row, what the report says of it): wrong predictions (a binary model's at `threshold` when
+    given) by the probability the model gave its wrong answer, or the largest absolute errors; at
+    most SHOWN."""
     if classes is None:
         error = np.abs(np.asarray(output, float) - np.asarray(y, float))
         rows = np.argsort(-error, kind="stable")[:SHOWN]
         return [
             (int(i), {"actual": float(y[i]), "predicted": float(output[i]), "error": float(error[i])}) for i in rows
         ]
-    predicted = output.argmax(1)
+    predicted = decided(output, threshold)
     confidence = output[np.arange(len(y)), predicted]
     wrong = np.flatnonzero(predicted != y)
     rows = wrong[np.argsort(-confidence[wrong], kind="stable")][:SHOWN]
@@ -57,17 +62,18 @@ def record(
     frame: pd.DataFrame,
     inputs: dict[str, np.ndarray],
     columns: list[Column],
+    threshold: float | None = None,
 ) -> dict[str, Any]:
     """What examples.json holds: the worst rows with their inputs shown by value, and how many test
     rows there were and were wrong."""
     rows = []
-    for i, facts in worst_rows(y, output, classes):
+    for i, facts in worst_rows(y, output, classes, threshold):
         shown = {c.name: show(c, frame[c.name].iloc[i], inputs, i) for c in columns[:COLUMNS]}
         rows.append({**facts, "inputs": shown})
     out: dict[str, Any] = {"task": "regression" if classes is None else "classification", "rows": rows}
     out["test_rows"] = len(y)
     if classes is not None:
-        out["wrong"] = int((output.argmax(1) != y).sum())
+        out["wrong"] = int((decided(output, threshold) != y).sum())
     out["columns_left_out"] = max(len(columns) - COLUMNS, 0)
     return out
 

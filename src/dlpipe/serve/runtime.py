@@ -12,6 +12,7 @@ import numpy as np
 import pandas as pd
 
 from dlpipe.features.base import Problems
+from dlpipe.metrics import predicted
 from dlpipe.serve.inputs import RequestError
 
 
@@ -76,7 +77,7 @@ class Runtime:
         out = self.outputs(frame)
         if self.classes is None:
             return Prediction(np.asarray(out, dtype=np.float64), None)
-        labels = np.asarray(self.classes, dtype=object)[out.argmax(1)]
+        labels = np.asarray(self.classes, dtype=object)[predicted(out, self.model.threshold)]
         return Prediction(labels, out)
 
     def embed(self, frame: pd.DataFrame) -> dict[str, np.ndarray]:

@@ -20,6 +20,7 @@ from dlpipe.spec.models import (
 from dlpipe.spec.monitoring import Monitoring
 from dlpipe.spec.retrain import Retrain
 from dlpipe.spec.serving import Serving
+from dlpipe.spec.tracking import Tracking
 from dlpipe.spec.tuning import Dimension, Tuning, parse_duration
 
 __all__ = [
@@ -38,6 +39,7 @@ __all__ = [
     "Serving",
     "Split",
     "SqlSource",
+    "Tracking",
     "Training",
     "Tuning",
     "auto_batch_size",

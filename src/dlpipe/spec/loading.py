@@ -203,10 +203,8 @@ def _resolve_paths(spec: PipelineSpec, base: Path) -> PipelineSpec:
             return src.model_copy(update={"path": fix(src.path)})
         if isinstance(src, FolderSource):
             return src.model_copy(update={src.kind: fix(src.path)})
-        if isinstance(src, SqlSource) and src.url.startswith("sqlite:///") and not src.url.startswith("sqlite:////"):
-            rel = src.url.removeprefix("sqlite:///")
-            if rel and rel != ":memory:":
-                return src.model_copy(update={"url": f"sqlite:///{(base / rel).resolve()}"})
+        if isinstance(src, SqlSource) and src.url.startswith("sqlite:///"):
+            return src.model_copy(update={"url": _local_uri(src.url, base)})
         return src
 
     data = spec.data.model_copy(
@@ -215,4 +213,25 @@ def _resolve_paths(spec: PipelineSpec, base: Path) -> PipelineSpec:
     update: dict[str, Any] = {"data": data}
     if spec.registry is not None:
         update["registry"] = fix(spec.registry)
+    if spec.tracking is not None:
+        update["tracking"] = spec.tracking.model_copy(
+            update={
+                "mlflow": _local_uri(spec.tracking.mlflow, base),
+                "tensorboard": _local_uri(spec.tracking.tensorboard, base),
+            }
+        )
     return spec.model_copy(update=update)
+
+
+def _local_uri(uri: str | None, base: Path) -> str | None:
+    """A relative folder or SQLite file is relative to the pipeline file; any other URI (a server,
+    `${VAR}`, an absolute path) stays as written."""
+    if uri is None or "${" in uri:
+        return uri
+    if uri.startswith("sqlite:///"):
+        rel = uri.removeprefix("sqlite:///")
+        absolute = not rel or rel == ":memory:" or rel.startswith("/")
+        return uri if absolute else f"sqlite:///{(base / rel).resolve()}"
+    if "://" in uri or Path(uri).is_absolute():
+        return uri
+    return str((base / uri).resolve())

@@ -24,6 +24,7 @@ from dlpipe.metrics import METRICS
 from dlpipe.spec.monitoring import Monitoring
 from dlpipe.spec.retrain import Retrain
 from dlpipe.spec.serving import Serving
+from dlpipe.spec.tracking import Tracking
 from dlpipe.spec.tuning import Tuning, check_space
 
 # the registry is the one list of feature types: a new type needs no edit here
@@ -304,6 +305,14 @@ class ModelSpec(_Strict):
     category_embedding: Whole | None = Field(
         None, ge=1, le=512, description="embedding size; by cardinality when absent"
     )
+    calibrate: bool = Field(
+        True, description="classification: temperature scaling of the probabilities, fitted on the validation split"
+    )
+    threshold: Literal["auto"] | Annotated[float, Field(gt=0.0, lt=1.0)] = Field(
+        "auto",
+        description="binary: the positive class's probability from which it is predicted; auto tunes it on the "
+        "validation split when the metric is f1_macro or balanced_accuracy, else 0.5",
+    )
 
 
 def auto_batch_size(train_rows: int) -> int:
@@ -350,6 +359,7 @@ class PipelineSpec(_Strict):
     monitoring: Monitoring = Field(
         default_factory=Monitoring, description="the prediction store and how `dlpipe monitor` judges it"
     )
+    tracking: Tracking | None = Field(None, description="also log runs to MLflow or TensorBoard; absent logs nowhere")
 
     @field_validator("features", mode="before")
     @classmethod

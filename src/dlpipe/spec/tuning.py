@@ -180,8 +180,9 @@ class Tuning(BaseModel):
         None, ge=1, le=100_000, strict=True, description="trials to run; grid: the whole grid when absent, others 20"
     )
     timeout: Duration = Field(None, description="stop starting trials after this long, e.g. 30m or 2h")
-    pruner: Literal["none", "median", "asha", "hyperband"] = Field(
-        "median", description="stop trials that trail the others at the same epoch"
+    pruner: Literal["none", "median", "percentile", "asha", "hyperband"] = Field(
+        "median",
+        description="stop trials that trail the others at the same epoch; percentile cuts only the worst quarter",
     )
     parallel: int = Field(1, ge=1, le=1024, strict=True, description="trials run at once (one process each)")
     refit: bool = Field(False, description="retrain the best setting on train + validation before testing")
@@ -206,6 +207,8 @@ class Tuning(BaseModel):
         for key in ("address", "storage"):
             if getattr(self, key) is not None and self.backend != "ray":
                 raise AtKey(key, f"is only used with `backend: ray`; received backend {self.backend}")
+        if self.pruner == "percentile" and self.backend == "ray":
+            raise AtKey("pruner", "percentile runs on the optuna backend only; on ray use median, asha or hyperband")
         if self.address is not None and self.address != "auto" and not self.address.startswith("ray://"):
             raise AtKey("address", f"is `auto` or ray://host:port; received {self.address!r}")
         return self

@@ -1,0 +1,281 @@
+"""Model quality: dlpipe's defaults against lightly tuned gradient boosting and a linear model.
+
+Every table available offline (scikit-learn's bundled sets and the diamonds table in
+`benchmarks/data/`) is split once per seed by dlpipe itself (`Pipeline.prepare`); on that same
+split and the same encoded inputs scikit-learn's `HistGradientBoosting*` (a small grid: learning
+rate x leaves x L2, chosen on the validation split, early stopping inside the training split) and a
+linear model (logistic regression or RidgeCV) are fitted, and dlpipe runs (`Pipeline.run`) with
+each of its configurations (`--dlpipe NAME=JSON`, default: the presets `fast`, `balanced`, `best`
+where the spec has them, else dlpipe's defaults). Every model is scored on the test split with
+dlpipe's own metric code; the table shows the benchmark's metric per data set (mean over seeds:
+log loss for classification, where accuracy and ROC AUC saturate on the small sets, RMSE for
+regression) with accuracy or R² beside it, the wall time per model (fit and predict, seconds,
+one torch thread), and the relative difference of each dlpipe configuration to gradient boosting
+(positive: dlpipe better).
+
+The script reports and does not assert; it always exits 0.
+
+    OMP_NUM_THREADS=1 python benchmarks/quality.py                    # every set, seeds 42 0 1
+    OMP_NUM_THREADS=1 python benchmarks/quality.py --quick            # wine and diabetes, one seed
+    python benchmarks/quality.py --sets breast_cancer,diamonds_price --dlpipe 'wide={"model": {"hidden": 512}}'
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import statistics
+import sys
+import tempfile
+import time
+import traceback
+import warnings
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from dlpipe import metrics
+from dlpipe.errors import ConfigError
+from dlpipe.evaluate import score, split_targets
+from dlpipe.pipeline import Pipeline
+
+ROOT = Path(__file__).resolve().parents[1]
+DIAMONDS = ROOT / "benchmarks" / "data" / "diamonds.parquet"  # seaborn-data's diamonds.csv (from ggplot2)
+SEEDS = [42, 0, 1]
+PRESETS = ["fast", "balanced", "best"]
+
+# name -> (source, target, task); every one a table a user could point dlpipe at
+SETS: dict[str, tuple[Any, str, str]] = {
+    "breast_cancer": ({"builtin": "breast_cancer"}, "target", "classification"),
+    "wine": ({"builtin": "wine"}, "target", "classification"),
+    "iris": ({"builtin": "iris"}, "target", "classification"),
+    "digits_table": ({"builtin": "digits"}, "target", "classification"),
+    "diabetes": ({"builtin": "diabetes"}, "target", "regression"),
+    "diamonds_price": ({"path": str(DIAMONDS)}, "price", "regression"),
+    "diamonds_cut": ({"path": str(DIAMONDS)}, "cut", "classification"),
+}
+QUICK_SETS = ["wine", "diabetes"]
+HGB_GRID = [
+    {"learning_rate": lr, "max_leaf_nodes": leaves, "l2_regularization": l2}
+    for lr in (0.05, 0.1)
+    for leaves in (15, 31, 63)
+    for l2 in (0.0, 1.0)
+]
+TABULAR = ("numeric", "binary", "category", "datetime")
+
+
+@dataclass
+class Result:
+    """One model on one data set and split: the benchmark's metric and the second one."""
+
+    value: float
+    second: float
+    seconds: float
+    note: str = ""
+
+
+@dataclass
+class Row:
+    """One data set: the problem's metric and every model's results per seed."""
+
+    name: str
+    metric: str
+    rows: int
+    results: dict[str, list[Result]] = field(default_factory=dict)
+
+
+METRIC = {"classification": "log_loss", "regression": "rmse"}
+SECOND = {"classification": "accuracy", "regression": "r2"}
+
+
+def config(name: str, seed: int, extra: dict[str, Any] | None = None) -> dict[str, Any]:
+    source, target, task = SETS[name]
+    base: dict[str, Any] = {
+        "name": f"quality-{name}",
+        "problem": {"task": task, "target": target, "metric": METRIC[task]},
+        "data": {"source": source, "split": {"seed": seed}},
+        "training": {"threads": 1},
+    }
+    for section, values in (extra or {}).items():
+        base[section] = {**base.get(section, {}), **values}
+    return base
+
+
+def design(inputs: dict[str, np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
+    """The encoded tabular inputs as one matrix, and which of its columns are category codes."""
+    parts, categorical = [], []
+    for kind in TABULAR:
+        if kind in inputs:
+            block = inputs[kind].reshape(len(inputs[kind]), -1).astype(np.float64)
+            parts.append(block)
+            categorical += [kind == "category"] * block.shape[1]
+    return np.hstack(parts), np.asarray(categorical, dtype=bool)
+
+
+def gradient_boosting(prepared: Any, task: str, metric: metrics.Metric) -> Result:
+    """HistGradientBoosting over a small grid, the setting chosen on the validation split."""
+    from sklearn.ensemble import HistGradientBoostingClassifier, HistGradientBoostingRegressor
+
+    start = time.perf_counter()
+    train, _ = design(prepared.splits["train"].inputs)
+    valid, _ = design(prepared.splits["validation"].inputs)
+    test, categorical = design(prepared.splits["test"].inputs)
+    estimator = HistGradientBoostingRegressor if task == "regression" else HistGradientBoostingClassifier
+    y_valid, decode = split_targets(prepared, "validation")
+    y_test, _ = split_targets(prepared, "test")
+    best, best_value = None, None
+    for params in HGB_GRID:
+        model = estimator(
+            max_iter=1000,
+            early_stopping=True,
+            random_state=0,
+            categorical_features=categorical if categorical.any() else None,
+            **params,
+        ).fit(train, prepared.splits["train"].y)
+        value = score(task, y_valid, _output(model, valid, task, prepared, decode))[metric.name]
+        if best_value is None or (value > best_value if metric.greater_is_better else value < best_value):
+            best, best_value = model, value
+    scores = score(task, y_test, _output(best, test, task, prepared, decode))
+    chosen = best.get_params()
+    note = f"lr {chosen['learning_rate']}, leaves {chosen['max_leaf_nodes']}, l2 {chosen['l2_regularization']}"
+    return Result(scores[metric.name], scores[SECOND[task]], time.perf_counter() - start, note)
+
+
+def _output(model: Any, x: np.ndarray, task: str, prepared: Any, decode: Any) -> np.ndarray:
+    if task == "regression":
+        return decode(model.predict(x))
+    proba = np.zeros((len(x), len(prepared.preprocessor.classes)))
+    proba[:, model.classes_] = model.predict_proba(x)
+    return proba
+
+
+def linear(prepared: Any, task: str, metric: metrics.Metric) -> Result:
+    """dlpipe's own linear baseline (logistic regression or RidgeCV) on the same split."""
+    from dlpipe.baseline import fit_baseline
+
+    start = time.perf_counter()
+    found = fit_baseline(prepared)
+    return Result(found["test"][metric.name], found["test"][SECOND[task]], time.perf_counter() - start, found["name"])
+
+
+def network(name: str, seed: int, extra: dict[str, Any], metric: str, runs: Path) -> Result:
+    start = time.perf_counter()
+    result = Pipeline.from_dict(config(name, seed, extra)).run(runs)
+    test = result.metrics["test"]
+    second = SECOND[SETS[name][2]]
+    return Result(test[metric], test[second], time.perf_counter() - start, f"{result.metrics['epochs_run']} epochs")
+
+
+def configurations(requested: list[str]) -> dict[str, dict[str, Any]]:
+    """The dlpipe configurations to run: those asked for, else the presets the spec accepts."""
+    if requested:
+        return {k: json.loads(v) for k, v in (r.split("=", 1) for r in requested)}
+    from dlpipe.spec import validate_spec
+
+    found = {}
+    for preset in PRESETS:
+        extra = {"model": {"preset": preset}}
+        try:
+            validate_spec(config("wine", 42, extra))
+        except ConfigError:
+            continue
+        found[preset] = extra
+    return found or {"default": {}}
+
+
+def measure(names: list[str], seeds: list[int], dlpipe: dict[str, dict[str, Any]]) -> list[Row]:
+    out = []
+    with tempfile.TemporaryDirectory(prefix="dlpipe-quality-") as tmp:
+        for name in names:
+            prepared = Pipeline.from_dict(config(name, seeds[0])).prepare()
+            task = prepared.preprocessor.task
+            metric = metrics.get(prepared.spec.problem.metric)
+            row = Row(name, metric.name, sum(len(s.y) for s in prepared.splits.values()))
+            for seed in seeds:
+                prepared = Pipeline.from_dict(config(name, seed)).prepare()
+                row.results.setdefault("gradient boosting", []).append(gradient_boosting(prepared, task, metric))
+                row.results.setdefault("linear", []).append(linear(prepared, task, metric))
+                for label, extra in dlpipe.items():
+                    row.results.setdefault(label, []).append(network(name, seed, extra, metric.name, Path(tmp)))
+                print(
+                    f"  {name} seed {seed}: "
+                    + ", ".join(f"{k} {v[-1].value:.4f} ({v[-1].seconds:.0f} s)" for k, v in row.results.items()),
+                    file=sys.stderr,
+                )
+            out.append(row)
+    return out
+
+
+def report(rows: list[Row], seeds: list[int], dlpipe: list[str]) -> str:
+    models = ["gradient boosting", "linear", *dlpipe]
+    lines = [
+        f"quality benchmark: split seeds {seeds}; torch threads {torch.get_num_threads()}; python "
+        f"{platform.python_version()}, torch {torch.__version__}, {platform.machine()}",
+        "",
+        "| data set | rows | metric | "
+        + " | ".join(models)
+        + " | "
+        + " | ".join(f"{d} vs boosting" for d in dlpipe)
+        + " |",
+        "|---|---|---|" + "---|" * (len(models) + len(dlpipe)),
+    ]
+    wins = {d: [0, 0, 0] for d in dlpipe}  # better or level, within 1%, worse
+    for row in rows:
+        up = metrics.get(row.metric).greater_is_better
+        mean = {m: statistics.fmean(r.value for r in row.results[m]) for m in models}
+        secs = {m: statistics.fmean(r.seconds for r in row.results[m]) for m in models}
+        second = {m: statistics.fmean(r.second for r in row.results[m]) for m in models}
+        cells = [f"{mean[m]:.4f} / {second[m]:.3f} ({secs[m]:.0f} s)" for m in models]
+        versus = []
+        for d in dlpipe:
+            relative = (mean[d] - mean["gradient boosting"]) / abs(mean["gradient boosting"] or 1.0)
+            relative = relative if up else -relative
+            versus.append(f"{relative:+.2%}")
+            wins[d][0 if relative >= 0 else 1 if relative >= -0.01 else 2] += 1
+        task = "regression" if row.metric == "rmse" else "classification"
+        lines.append(
+            f"| {row.name} | {row.rows:,} | {row.metric} / {SECOND[task]} | " + " | ".join(cells + versus) + " |"
+        )
+    lines.append("")
+    for d, (level, close, worse) in wins.items():
+        lines.append(
+            f"ratio {d} vs gradient boosting: level or better on {level} of {len(rows)}, within 1% on {close}, "
+            f"further behind on {worse} (aim for balanced: level on half, within 1% on the rest)"
+        )
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--sets", default=None, help=f"comma-separated, of {', '.join(SETS)} (default all)")
+    parser.add_argument("--seeds", default=None, help=f"split seeds (default {SEEDS})")
+    parser.add_argument(
+        "--dlpipe",
+        action="append",
+        default=[],
+        metavar='NAME={"model": {...}}',
+        help="a dlpipe configuration to compare (default: the presets)",
+    )
+    parser.add_argument("--quick", action="store_true", help="wine and diabetes, one seed (a smoke test)")
+    args = parser.parse_args(argv)
+    names = args.sets.split(",") if args.sets else QUICK_SETS if args.quick else list(SETS)
+    seeds = [int(s) for s in args.seeds.split(",")] if args.seeds else [42] if args.quick else SEEDS
+    torch.set_num_threads(1)
+    warnings.filterwarnings("ignore")
+    start = time.perf_counter()
+    try:
+        dlpipe = configurations(args.dlpipe)
+        print(report(measure(names, seeds, dlpipe), seeds, list(dlpipe)))
+        print(f"\nwall time {time.perf_counter() - start:.0f} s")
+    except Exception:  # a report, not a test: show what failed, still exit 0
+        traceback.print_exc()
+        print("benchmark failed; no result")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
