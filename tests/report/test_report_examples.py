@@ -96,3 +96,11 @@ def test_only_image_data_uris_become_images():
     html = examples_section(examples)
     assert "<img" not in html and "javascript" not in html and "onerror" not in html
     assert "&lt;b&gt;" in html
+
+
+def test_a_binary_models_mistakes_are_judged_at_its_threshold():
+    y = np.array([0, 1, 0])
+    output = np.array([[0.6, 0.4], [0.8, 0.2], [0.9, 0.1]])
+    assert [i for i, _ in worst_rows(y, output, ["no", "yes"])] == [1]  # argmax: only row 1 is wrong
+    rows = worst_rows(y, output, ["no", "yes"], threshold=0.3)  # row 0 says yes at 0.4 >= 0.3
+    assert [i for i, _ in rows] == [1, 0] and rows[1][1]["predicted"] == "yes"
