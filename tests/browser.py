@@ -58,3 +58,37 @@ def screenshot(page, name: str) -> Path:
     path = ARTIFACTS / f"{name}.png"
     page.screenshot(path=str(path), full_page=True)
     return path
+
+
+def check_report(report: Path, name: str) -> dict:
+    """Open a run's report.html: no console error, the verdict first and on the first screen, every
+    chart with marks, every thumbnail decoded; keeps a screenshot as test-artifacts/NAME.png.
+
+    Returns the page's text and headings, and the browser's own time from navigation to the load
+    event (`load_ms`), for the caller's checks.
+    """
+    html = report.read_text()
+    assert "<script" not in html and "http://" not in html.replace('xmlns="http://www.w3.org/2000/svg"', "")
+    with browser_page() as (page, errors):
+        page.goto(report.as_uri(), wait_until="load")
+        timing = page.evaluate("() => performance.getEntriesByType('navigation')[0].toJSON()")
+        assert errors == []
+        verdict = page.locator("h2").first
+        assert verdict.inner_text().startswith(("PASS", "FAIL", "no goal")), verdict.inner_text()
+        assert verdict.bounding_box()["y"] < 200  # seen without scrolling
+        assert page.evaluate("document.documentElement.scrollWidth <= window.innerWidth")  # no sideways scrolling
+        charts = page.locator("svg")
+        assert charts.count() >= 3
+        for i in range(charts.count()):
+            chart = charts.nth(i)
+            marks = chart.locator("rect, polyline, circle, line").count()
+            assert marks > 0, f"chart {chart.get_attribute('aria-label')} is empty"
+        thumbs = page.locator("img.thumb")
+        for i in range(thumbs.count()):
+            assert thumbs.nth(i).evaluate("img => img.complete && img.naturalWidth > 0"), f"thumbnail {i} not decoded"
+        screenshot(page, name)
+        return {
+            "text": page.locator("body").inner_text(),
+            "headings": page.locator("h2").all_inner_texts(),
+            "load_ms": timing["loadEventEnd"] - timing["startTime"],
+        }

@@ -13,6 +13,7 @@ import pandas as pd
 import pytest
 import yaml
 
+from browser import check_report
 from conftest import EXAMPLES, dlpipe
 from dlpipe.pipeline import Pipeline
 
@@ -35,6 +36,7 @@ def test_example_meets_its_goal_and_reruns_identically(name, tmp_path):
     metric, threshold = THRESHOLDS[name]
     assert first.metrics["test"][metric] >= threshold
     assert first.passed
+    _check_example_report(first.folder, name)
     second = pipeline.run(tmp_path / "two")
     assert second.metrics["test"] == first.metrics["test"]
 
@@ -47,6 +49,22 @@ def test_rich_example_meets_its_goal(name, tmp_path):
     metric, threshold = RICH[name]
     assert result.metrics["test"][metric] >= threshold, result.metrics["test"]
     assert result.passed
+    _check_example_report(result.folder, name)
+
+
+def _check_example_report(folder: Path, name: str) -> None:
+    """The example's report.html in chromium (see check_report), its worst test rows shown by value:
+    thumbnails for images and recordings, never a path to the user's files."""
+    page = check_report(folder / "report.html", f"report-example-{name}")
+    examples = json.loads((folder / "examples.json").read_text())
+    heading = "Largest errors (test)" if examples["task"] == "regression" else "Misclassified examples (test)"
+    assert heading in page["headings"] and "Model" in page["headings"]
+    html = (folder / "report.html").read_text()
+    assert str(EXAMPLES) not in html.split("<h2>Data</h2>")[0]  # only the data card names the source
+    if examples["task"] == "classification":
+        assert len(examples["rows"]) == min(examples["wrong"], 8)
+    if name in ("digits", "spoken_digits"):
+        assert html.count('<img class="thumb" src="data:image/') == len(examples["rows"])
 
 
 def _copy_example(name: str, tmp_path) -> Path:

@@ -7,6 +7,7 @@ import pandas as pd
 import pytest
 import yaml
 
+from browser import check_report
 from conftest import EXAMPLES
 from dlpipe import load_model
 from dlpipe.pipeline import Pipeline
@@ -24,6 +25,9 @@ def test_table_plus_text_round_trips_to_identical_predictions(combiner, tmp_path
     kinds = {c.type for c in model.preprocessor.columns}
     assert kinds == {"text", "category", "numeric", "datetime"}
     assert result.metrics["validation"]["accuracy"] > 0.8  # learnt something from the mix
+    if combiner == "concat":  # the example's report: its misclassified tickets as text and values
+        page = check_report(result.folder / "report.html", "report-example-support_tickets")
+        assert "Misclassified examples (test)" in page["headings"] and "message" in page["text"]
 
     reference = pd.read_parquet(result.model_folder / "reference.parquet")
     inputs = reference.drop(columns=[c for c in reference.columns if c.startswith(("prediction", "proba_"))])

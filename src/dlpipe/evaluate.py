@@ -135,11 +135,19 @@ def evaluate_split(
     net: torch.nn.Module, head: Head, prepared: Prepared, name: str, threshold: float | None = None
 ) -> dict[str, Any]:
     """Every metric of the task and the details (confusion matrix, residuals) on one split; a binary
-    model's labels decide at `threshold` when given."""
+    model's labels decide at `threshold` when given. For the test split also its worst rows
+    (`examples`, what examples.json holds)."""
     task, classes = prepared.preprocessor.task, prepared.preprocessor.classes
     y, decode = split_targets(prepared, name)
-    output = decode(predict_outputs(net, head, to_tensors(prepared.splits[name].inputs)))
-    return {"metrics": score(task, y, output, threshold), "details": details(task, y, output, classes, threshold)}
+    split = prepared.splits[name]
+    output = decode(predict_outputs(net, head, to_tensors(split.inputs)))
+    result = {"metrics": score(task, y, output, threshold), "details": details(task, y, output, classes, threshold)}
+    if name == "test":  # the rows the report shows: the test split's worst
+        from dlpipe.report.examples import record
+
+        columns = prepared.preprocessor.columns
+        result["examples"] = record(y, output, classes, split.frame, split.inputs, columns, threshold)
+    return result
 
 
 REFERENCE_ROWS = 2000  # the training sample kept with the model for monitoring

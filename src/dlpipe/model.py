@@ -94,6 +94,15 @@ class Net(nn.Module):
             state[f"members.{i}.head.bias"].zero_()
         return state
 
+    def parameter_counts(self) -> dict[str, int]:
+        """Parameters by part: each input group's encoder, the combiner, the heads (ensemble members)."""
+
+        def count(module: nn.Module) -> int:
+            return sum(p.numel() for p in module.parameters())
+
+        parts = {f"encoder {k}": count(e) for k, e in zip(self.keys, self.encoders, strict=True)}
+        return parts | {"combiner": count(self.combiner), "heads": count(self.members), "total": count(self)}
+
     def forward(self, inputs: dict[str, torch.Tensor]) -> torch.Tensor:
         x = self.combiner([encoder(inputs[key]) for key, encoder in zip(self.keys, self.encoders, strict=True)])
         return torch.stack([member(x) for member in self.members], dim=1)

@@ -140,6 +140,40 @@ def save_model(
     return folder
 
 
+def model_summary(
+    net: torch.nn.Module, head_kind: str, preprocessor: Preprocessor, frame: pd.DataFrame
+) -> dict[str, Any]:
+    """What metrics.json says of the model: its parameters by part and its latency on `frame`."""
+    return {"parameters": net.parameter_counts(), "latency": measure_latency(net, head_kind, preprocessor, frame)}
+
+
+def measure_latency(
+    net: torch.nn.Module, head_kind: str, preprocessor: Preprocessor, frame: pd.DataFrame, repeats: int = 5
+) -> dict[str, float]:
+    """Milliseconds per row from raw rows to outputs (preprocessing included, as `Model.predict` does),
+    the median of `repeats` calls: one row at a time, and all of `frame` as one batch."""
+    import time
+
+    from dlpipe.evaluate import predict_outputs, to_tensors
+    from dlpipe.model import Head
+
+    head = Head(head_kind)
+
+    def call(rows: pd.DataFrame) -> float:
+        started = time.perf_counter()
+        predict_outputs(net, head, to_tensors(preprocessor.transform(rows)))
+        return (time.perf_counter() - started) * 1000
+
+    call(frame)  # the first call pays for lazy set-up (caches, allocator): not what a server sees
+    single = [call(frame.iloc[[i % len(frame)]]) for i in range(repeats)]
+    batch = [call(frame) / len(frame) for _ in range(repeats)]
+    return {
+        "single_row_ms": round(float(np.median(single)), 3),
+        "batch_row_ms": round(float(np.median(batch)), 3),
+        "batch_rows": len(frame),
+    }
+
+
 def onnx_wanted() -> bool:
     """Packaging exports model.onnx unless DLPIPE_ONNX=off (faster packaging; serving then uses PyTorch)."""
     return os.environ.get("DLPIPE_ONNX", "on").strip().lower() not in ("off", "0", "false", "no")

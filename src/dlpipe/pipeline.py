@@ -21,6 +21,7 @@ from dlpipe.collect import Collected, collect
 from dlpipe.errors import ResumeError
 from dlpipe.metrics import check_goal
 from dlpipe.prepare import UNSEEN_CLASS
+from dlpipe.report.examples import EXAMPLES
 from dlpipe.spec import PipelineSpec, load_spec, validate_spec
 
 if TYPE_CHECKING:
@@ -191,6 +192,7 @@ class Pipeline:
         for line in describe(decision):
             reporter.info(line)
         results = evaluate_splits(net, head, prepared, threshold=decision.threshold)
+        write_json(folder / EXAMPLES, results["test"].pop("examples"))
         if tuned is not None and tuned.validation is not None:
             results["validation"] = tuned.validation  # the refit trained on validation: score the trial's model
         from dlpipe.baseline import fit_baseline
@@ -231,6 +233,11 @@ class Pipeline:
             reference=_reference(results["train_sample"]),
             example={k: v[:EXAMPLE_ROWS] for k, v in prepared.splits["train"].inputs.items()},
             embeddings=results["train_sample"].get("embeddings"),
+        )
+        from dlpipe.package import model_summary
+
+        metrics["model"] = model_summary(
+            net, head.kind, prepared.preprocessor, prepared.splits["train"].frame[:EXAMPLE_ROWS]
         )
         onnx = json.loads((folder / "model" / "model.json").read_text()).get("onnx", {})
         if "error" in onnx:

@@ -3,12 +3,14 @@ plotting library, nothing fetched: a page works offline and a browser renders it
 
 from __future__ import annotations
 
+import math
 from datetime import UTC, datetime
 from html import escape
 from typing import Any
 
 WIDTH, HEIGHT, PAD = 560, 200, 36
 REF, CUR, BAD, OK, GRID = "#7a869a", "#2f6fdf", "#d64545", "#2e9e5b", "#e3e6eb"
+HALO = 'paint-order="stroke" stroke="#fff" stroke-width="3"'  # text readable over the lines it sits on
 
 # legends set their colour as an inline style: the `svg text` rule here would beat a fill attribute
 STYLE = """
@@ -34,7 +36,7 @@ def utc_time(seconds: float) -> str:
 def svg(body: str, label: str, height: int = HEIGHT) -> str:
     return (
         f'<svg role="img" aria-label="{escape(label)}" viewBox="0 0 {WIDTH} {height}" width="100%" '
-        f'style="max-width:{WIDTH * 1.6:.0f}px" xmlns="http://www.w3.org/2000/svg">{body}</svg>'
+        f'style="max-width:{WIDTH * 1.6:.0f}px;overflow:visible" xmlns="http://www.w3.org/2000/svg">{body}</svg>'
     )
 
 
@@ -150,5 +152,83 @@ def xy_chart(
         else:
             joined = " ".join(f"{x:.1f},{y:.1f}" for x, y in points)
             parts.append(f'<polyline fill="none" stroke="{color}" stroke-width="2" points="{joined}"/>')
-        parts.append(f'<text x="{PAD + 8 + n * 170}" y="{HEIGHT - 4}" style="fill:{color}">■ {escape(name)}</text>')
+        step = min(170, (WIDTH - PAD) // len(series))  # ten classes' keys still fit in one row
+        key = escape(name[: step // 7])
+        parts.append(f'<text x="{PAD + 8 + n * step}" y="{HEIGHT - 4}" style="fill:{color}">■ {key}')
+        parts.append(f"<title>{escape(name)}</title></text>")
     return svg("".join(parts), label)
+
+
+def shade(share: float) -> str:
+    """A colour from worst (0: red) through amber to best (1: green), for values along one scale."""
+    stops = ((214, 69, 69), (230, 159, 0), (46, 158, 91))
+    share = min(max(share, 0.0), 1.0) * (len(stops) - 1)
+    i = min(int(share), len(stops) - 2)
+    t = share - i
+    r, g, b = (round(a + (c - a) * t) for a, c in zip(stops[i], stops[i + 1], strict=True))
+    return f"#{r:02x}{g:02x}{b:02x}"
+
+
+def parallel_coordinates(axes: list[dict[str, Any]], lines: list[dict[str, Any]], label: str) -> str:
+    """One polyline per line across vertical axes. An axis is {"name", "kind": linear | log | choice,
+    "low", "high"} (numbers) or {"name", "kind": "choice", "choices"} (placed by position); a line is
+    {"values" (one per axis), "share" (0 worst .. 1 best: its colour), "title", "best" (drawn bold)}."""
+    height, top = 240, 30
+    if not axes or not lines:
+        return svg(f'<text x="{WIDTH / 2}" y="{height / 2}" text-anchor="middle">no data</text>', label, height)
+    span = (WIDTH - 2 * PAD - 20) / max(len(axes) - 1, 1)
+    xs = [PAD + 10 + i * span for i in range(len(axes))] if len(axes) > 1 else [WIDTH / 2]
+    bottom = height - PAD
+
+    def y_of(axis: dict[str, Any], value: Any) -> float | None:
+        position = _position(axis, value)
+        return None if position is None else bottom - position * (bottom - top)
+
+    parts = []
+    for x, axis in zip(xs, axes, strict=True):
+        name = escape(str(axis["name"]))
+        parts.append(f'<line x1="{x:.1f}" x2="{x:.1f}" y1="{top}" y2="{bottom}" stroke="{REF}"/>')
+        parts.append(f'<text x="{x:.1f}" y="{top - 10}" text-anchor="middle">{name.split(".")[-1][:18]}')
+        parts.append(f"<title>{name}</title></text>")
+        for value in _ticks(axis):
+            y = y_of(axis, value)
+            text = escape(str(value)[:10]) if isinstance(value, str) else f"{value:.3g}"
+            parts.append(f'<text x="{x + 3:.1f}" y="{y + 4:.1f}" font-size="9" {HALO}>{text}</text>')
+    for line in sorted(lines, key=lambda item: (item.get("best", False), item["share"])):
+        points = [(x, y_of(a, v)) for x, a, v in zip(xs, axes, line["values"], strict=True)]
+        joined = " ".join(f"{x:.1f},{y:.1f}" for x, y in points if y is not None)
+        width = 3.5 if line.get("best") else 1.5
+        parts.append(
+            f'<polyline fill="none" stroke="{shade(line["share"])}" stroke-width="{width}" stroke-opacity="0.75" '
+            f'points="{joined}"><title>{escape(line.get("title", ""))}</title></polyline>'
+        )
+    parts.append(f'<text x="{PAD}" y="{height - 6}">colour: worst (red) to best (green); bold: the best</text>')
+    return svg("".join(parts), label, height)
+
+
+def _position(axis: dict[str, Any], value: Any) -> float | None:
+    """Where a value sits along its axis, 0 (bottom) to 1 (top); None when it has no place."""
+    if axis["kind"] == "choice":
+        choices = [str(c) for c in axis["choices"]]
+        if str(value) not in choices:
+            return None
+        return 0.5 if len(choices) == 1 else choices.index(str(value)) / (len(choices) - 1)
+    try:
+        value, low, high = float(value), float(axis["low"]), float(axis["high"])
+    except (TypeError, ValueError):
+        return None
+    if not math.isfinite(value):
+        return None
+    if axis["kind"] == "log" and low > 0 and value > 0:
+        value, low, high = math.log(value), math.log(low), math.log(high)
+    return 0.5 if high == low else min(max((value - low) / (high - low), 0.0), 1.0)
+
+
+def _ticks(axis: dict[str, Any]) -> list[Any]:
+    """The labels along an axis: every choice (at most 8), or the ends and middle of a range."""
+    if axis["kind"] == "choice":
+        choices = list(axis["choices"])
+        return choices if len(choices) <= 8 else choices[:: math.ceil(len(choices) / 8)]
+    low, high = float(axis["low"]), float(axis["high"])
+    middle = (low * high) ** 0.5 if axis["kind"] == "log" and low > 0 else (low + high) / 2
+    return [low, middle, high] if high != low else [low]

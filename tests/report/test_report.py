@@ -1,31 +1,21 @@
 """report.html in a real browser: every run writes one; the verdict comes first, every chart has
-marks, nothing is fetched, and a 10,000-row test set still gives a small page that renders fast."""
+marks, nothing is fetched, and a 10,000-row test set still gives a small page that renders fast.
+(The bundled examples' reports are opened by the tests that run those examples: test_examples.py,
+test_mixed_inputs.py.)"""
 
 from __future__ import annotations
 
-import time
+import json
 
 import numpy as np
 import pandas as pd
 import pytest
 
-from browser import browser_page, screenshot
+from browser import ARTIFACTS, check_report
 from conftest import tiny_config
 from dlpipe.pipeline import Pipeline
 
 pytestmark = pytest.mark.slow
-
-
-def _check(page, errors) -> None:
-    assert errors == []
-    first = page.locator("h2").first.inner_text()
-    assert first.startswith(("PASS", "FAIL", "no goal")), first
-    charts = page.locator("svg")
-    assert charts.count() >= 3
-    for i in range(charts.count()):
-        chart = charts.nth(i)
-        marks = chart.locator("rect, polyline, circle, line").count()
-        assert marks > 0, f"chart {chart.get_attribute('aria-label')} is empty"
 
 
 @pytest.mark.parametrize(
@@ -43,43 +33,44 @@ def _check(page, errors) -> None:
 )
 def test_the_report_of_a_run(tmp_path, name, task, sections):
     result = Pipeline.from_dict(tiny_config(name, task, **sections)).run(tmp_path / "runs")
-    report = result.folder / "report.html"
-    html = report.read_text()
-    assert "<script" not in html and "http://" not in html.replace('xmlns="http://www.w3.org/2000/svg"', "")
-    with browser_page() as (page, errors):
-        page.goto(report.as_uri())
-        _check(page, errors)
-        if "tuning" in sections:
-            assert page.get_by_role("heading", name="Tuning").count() == 1
-        if task == "classification":
-            assert page.get_by_text("ROC curve (test)").count() == 1
-        else:
-            assert page.get_by_text("Predicted against actual (test)").count() == 1
-        screenshot(page, f"report-{name}")
+    page = check_report(result.folder / "report.html", f"report-{name}")
+    model = json.loads((result.folder / "metrics.json").read_text())["model"]
+    parts = {k: v for k, v in model["parameters"].items() if k != "total"}
+    assert sum(parts.values()) == model["parameters"]["total"] > 0  # every parameter in one part
+    assert model["latency"]["batch_row_ms"] > 0 and model["latency"]["single_row_ms"] > 0
+    headings = page["headings"]
+    assert "Model" in headings and "parameters" in page["text"] and "ms per row" in page["text"]
+    if "tuning" in sections:
+        assert "Tuning" in headings and "Trials in parallel coordinates (settings and result)" in headings
+    if task == "classification":
+        assert "ROC curve (test)" in headings and "Misclassified examples (test)" in headings
+        assert "Per class" in headings
+    else:
+        assert "Predicted against actual (test)" in headings and "Largest errors (test)" in headings
 
 
-def test_a_10000_row_test_set_gives_a_small_fast_page(tmp_path):
+@pytest.mark.parametrize("task", ["regression", "classification"])
+def test_a_10000_row_test_set_gives_a_small_fast_page(tmp_path, task):
     rng = np.random.default_rng(0)
     frame = pd.DataFrame(rng.normal(size=(40_000, 6)), columns=[f"x{i}" for i in range(6)])
-    frame["y"] = frame.x0 * 2 + frame.x1 - frame.x2 * frame.x3 + rng.normal(size=len(frame))
+    score = frame.x0 * 2 + frame.x1 - frame.x2 * frame.x3 + rng.normal(size=len(frame))
+    # classification: 40 classes, more than the confusion matrix shows and the ROC plot draws
+    frame["y"] = score if task == "regression" else pd.qcut(score, 40, labels=[f"c{i}" for i in range(40)])
     frame.to_parquet(tmp_path / "big.parquet")
     config = {
         "name": "big",
-        "problem": {"task": "regression", "target": "y"},
+        "problem": {"task": task, "target": "y"},
         "data": {"source": str(tmp_path / "big.parquet"), "split": {"validation": 0.1, "test": 0.25}},
         "training": {"epochs": 2, "early_stopping": 0},
     }
     result = Pipeline.from_dict(config).run(tmp_path / "runs")
-    import json
-
     assert json.loads((result.folder / "profile.json").read_text())["splits"]["test"] == 10_000
     report = result.folder / "report.html"
-    assert report.stat().st_size < 5 * 1024 * 1024
-    with browser_page() as (page, errors):
-        started = time.perf_counter()
-        page.goto(report.as_uri())
-        page.wait_for_load_state("load")
-        rendered = time.perf_counter() - started
-        _check(page, errors)
-        screenshot(page, "report-10000-test-rows")
-    assert rendered < 2.0
+    page = check_report(report, f"report-10000-test-rows-{task}")
+    figures = {"bytes": report.stat().st_size, "load_ms": round(page["load_ms"], 1)}
+    (ARTIFACTS / f"report-10000-test-rows-{task}.json").write_text(json.dumps(figures))
+    print(f"report of 10,000 test rows ({task}): {figures}")
+    assert figures["bytes"] < 5 * 1024 * 1024
+    assert figures["load_ms"] < 2000  # the issue's requirement, measured by the browser itself
+    if task == "classification":
+        assert "the 25 classes with most test rows of 40" in page["text"]

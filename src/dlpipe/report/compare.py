@@ -8,7 +8,7 @@ from html import escape
 from pathlib import Path
 
 from dlpipe.plots import STYLE, fmt, line_chart
-from dlpipe.report import PALETTE, _card
+from dlpipe.report.sections import PALETTE, card
 from dlpipe.runs import Run, config_diff, curves, label, metric_rows, shown
 
 EXTRA_STYLE = ".best{font-weight:700;color:#2e9e5b}.wide{grid-column:1/-1}"
@@ -95,11 +95,11 @@ def _verdict(runs: list[Run]) -> str:
     """Which run scores best on the test split in the problem's metric (when they share one)."""
     metrics = {r.metric for r in runs}
     if len(metrics) != 1 or None in metrics:
-        return _card("Runs of different metrics: compare them by their own goals", "")
+        return card("Runs of different metrics: compare them by their own goals", "")
     (metric,) = metrics
     row = next((m for m in metric_rows(runs) if m.split == "test" and m.name == metric), None)
     if row is None or not row.best:
-        return _card(f"No run is better on test {metric}", "")
+        return card(f"No run is better on test {metric}", "")
     best = ", ".join(label(i) for i in row.best)
     return f'<div class="card healthy"><h2>{escape(f"Best on test {metric}: {best}")}</h2></div>'
 
@@ -108,8 +108,8 @@ def render_compare(runs: list[Run]) -> str:
     title = "Runs compared: " + ", ".join(f"{label(i)} {r.run_id}" for i, r in enumerate(runs))
     cards = [
         f'<div class="card wide"><h2>Runs</h2>{_runs_table(runs)}</div>',
-        _card("Metrics and goals", _metrics_table(runs)),
-        _card("Config: the keys that differ", _diff_table(runs)),
+        card("Metrics and goals", _metrics_table(runs)),
+        card("Config: the keys that differ", _diff_table(runs)),
         f'<div class="card wide"><h2>Learning curves</h2>{_curves(runs)}</div>',
     ]
     return (
