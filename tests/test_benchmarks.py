@@ -21,6 +21,7 @@ from conftest import ROOT
         ("tuning.py", "ratio epochs pruned / unpruned"),
         ("serve.py", "ratio dlpipe / minimal throughput at concurrency 64"),
         ("drift.py", "ratio dlpipe / scipy loop"),
+        ("scale.py", "ratio time(100,000) / time(20,000)"),
     ],
 )
 def test_benchmark_runs(script, expected):

@@ -3,6 +3,8 @@ through a server-side cursor, gives the same table as one read; errors name the 
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -77,3 +79,28 @@ def test_postgres_errors_name_the_database(postgres_url, table):  # noqa: F811
     unreachable = postgres_url.rsplit(":", 1)[0] + ":1/postgres"
     with pytest.raises(DataError, match="the query failed"):
         collect(SqlSource(sql="SELECT 1", url=unreachable.replace("dlpipe@", "dlpipe:secret@")))
+
+
+def test_streamed_run_on_postgres(postgres_url, table, tmp_path):  # noqa: F811
+    from dlpipe.pipeline import Pipeline
+
+    config = {
+        "name": "pg-stream",
+        "problem": {"task": "classification", "target": "plan"},
+        "data": {
+            "source": {"sql": "SELECT * FROM customers ORDER BY id", "url": postgres_url},
+            "streaming": "on",
+            "batch_rows": 1_000,
+        },
+        "model": {"hidden": 16},
+        "training": {"epochs": 2, "early_stopping": 0},
+    }
+    result = Pipeline.from_dict(config).run(tmp_path / "runs")
+    profile = (result.folder / "profile.json").read_text()
+    assert '"streamed"' in profile and '"id"' in profile  # the ID column was seen, and ignored
+    splits = json.loads(profile)["splits"]
+    assert splits["train"] + splits["validation"] + splits["test"] == ROWS
+    from dlpipe.package import load_model
+
+    predicted = load_model(result.model_folder).predict(table.drop(columns=["plan"]).head(50))
+    assert set(predicted["prediction"]) <= {"free", "pro", "team"} and len(predicted) == 50
