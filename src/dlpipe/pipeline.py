@@ -97,16 +97,15 @@ class Pipeline:
     def prepare(self) -> Prepared:
         """Collect and prepare without training (what `dlpipe validate` checks).
 
-        Streamed data makes both passes; its tensor cache is removed again.
+        Streamed data makes both passes; its tensor cache is removed again (the splits keep their sizes).
         """
         from dlpipe.prepare import prepare
 
         if self.streamed():
             import tempfile
 
-            prepared = self.prepare_streamed(Path(tempfile.mkdtemp(prefix="dlpipe-validate-")))
-            prepared.cache.remove()
-            return prepared
+            with tempfile.TemporaryDirectory(prefix="dlpipe-validate-") as root:
+                return self.prepare_streamed(Path(root))
         return prepare(self.spec, *self.collect())
 
     def streamed(self) -> bool:

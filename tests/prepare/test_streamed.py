@@ -153,3 +153,16 @@ def test_streamed_data_refuses_what_it_cannot_do(tmp_path):
     with pytest.raises(ConfigError, match="tuning does not run on streamed data"):
         Pipeline.from_dict(tuned).run(tmp_path / "runs")
     assert not list((tmp_path / "runs").glob("*/.cache-*"))  # no cache left behind
+
+
+def test_validate_streams_and_leaves_no_cache(parquet, tmp_path, monkeypatch):
+    import yaml
+
+    from conftest import dlpipe
+
+    monkeypatch.setenv("TMPDIR", str(tmp_path))  # where the child's temporary cache goes
+    (tmp_path / "pipeline.yaml").write_text(yaml.safe_dump(config(parquet)))
+    done = dlpipe("validate", str(tmp_path / "pipeline.yaml"))
+    assert done.returncode == 0, done.stderr
+    assert "split (stratified)" in done.stdout and "not stratified" in done.stdout
+    assert [p.name for p in tmp_path.iterdir()] == ["pipeline.yaml"]
