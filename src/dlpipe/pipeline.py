@@ -116,23 +116,9 @@ class Pipeline:
 
     def prepare_streamed(self, root: Path) -> Prepared:
         """One pass of statistics and one into a tensor cache, in a new folder under `root`."""
-        from dlpipe.collect.stream import open_stream
-        from dlpipe.errors import ConfigError
-        from dlpipe.prepare.streamed import prepare_streamed
+        from dlpipe.prepare.streamed import prepare_source
 
-        if self.spec.tuning is not None:
-            raise ConfigError(
-                "tuning does not run on streamed data yet", where="tuning", fix="remove tuning, or data.streaming: off"
-            )
-        stream = open_stream(self.spec.data.source, self.spec.data.batch_rows)
-        folder = root / f".cache-{secrets.token_hex(4)}"
-        try:
-            return prepare_streamed(self.spec, stream, folder)
-        except BaseException:
-            import shutil
-
-            shutil.rmtree(folder, ignore_errors=True)
-            raise
+        return prepare_source(self.spec, root)
 
     def run(
         self,

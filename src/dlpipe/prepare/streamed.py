@@ -36,6 +36,26 @@ if TYPE_CHECKING:
 REFERENCE_ROWS = 2000  # as evaluate.REFERENCE_ROWS: the raw training rows kept for monitoring
 
 
+def prepare_source(spec: PipelineSpec, root: Path) -> Prepared:
+    """`data.source` streamed, its cache in a new folder under `root` (removed again on failure)."""
+    import secrets
+    import shutil
+
+    from dlpipe.collect.stream import open_stream
+
+    if spec.tuning is not None:
+        raise ConfigError(
+            "tuning does not run on streamed data yet", where="tuning", fix="remove tuning, or data.streaming: off"
+        )
+    stream = open_stream(spec.data.source, spec.data.batch_rows)
+    folder = root / f".cache-{secrets.token_hex(4)}"
+    try:
+        return prepare_streamed(spec, stream, folder)
+    except BaseException:
+        shutil.rmtree(folder, ignore_errors=True)
+        raise
+
+
 def prepare_streamed(spec: PipelineSpec, stream: Stream, cache_folder: Path) -> Prepared:
     """Fit preprocessing in one pass over `stream`, then write every split to a cache in `cache_folder`."""
     from dlpipe.metrics import default_metric
