@@ -88,6 +88,7 @@ def child(path: str, batch_rows: int) -> None:
         start = time.perf_counter()
         prepared = pipeline.prepare_streamed(Path(folder))
         prepared_at = time.perf_counter()
+        prepare_rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
         torch.set_num_threads(1)
         _, _, state = fit_network(prepared)
         trained_at = time.perf_counter()
@@ -101,6 +102,7 @@ def child(path: str, batch_rows: int) -> None:
                 "prepare_s": round(prepared_at - start, 2),
                 "epoch_s": round(trained_at - prepared_at, 2),
                 "rows_per_s": round(rows / (prepared_at - start)),
+                "prepare_peak_rss_mib": round(prepare_rss / 1024),
                 "peak_rss_mib": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024),
                 "cache_mib": round(cache_bytes / 2**20),
                 "validation_roc_auc": state.history[-1]["validation"],
