@@ -112,14 +112,13 @@ def _parquet_rows(path: Path) -> int | None:
 
 
 def _parquet_batches(path: Path, batch_rows: int) -> Iterator[pd.DataFrame]:
-    import pyarrow.dataset as ds
+    import pyarrow.parquet as pq
 
     try:
-        # one batch ahead at most: memory stays at a few batches whatever the file's size
-        batches = ds.dataset(path, format="parquet").to_batches(
-            batch_size=batch_rows, batch_readahead=1, fragment_readahead=1
-        )
-        for batch in batches:
+        # pre-buffering keeps what it read for the whole file: pyarrow's pool peaked at 577 MB over a
+        # 10M-row file with it (634 MB through pyarrow.dataset), 35 MB without
+        parquet = pq.ParquetFile(path, pre_buffer=False, buffer_size=1 << 20)
+        for batch in parquet.iter_batches(batch_size=batch_rows):
             yield batch.to_pandas()
     except OSError as exc:  # pyarrow's errors for damaged files subclass it
         raise DataError(f"not a readable Parquet file: {str(exc).splitlines()[0]}", where=str(path)) from None
