@@ -143,6 +143,8 @@ def main() -> None:
         print(json.dumps(results[-1]))
         if not args.keep:
             path.unlink()
+    if not args.keep:
+        folder.rmdir()  # its files went as each size finished
     peak_children = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
     print(f"\n{'rows':>12} {'prepare s':>10} {'rows/s':>10} {'epoch s':>8} {'peak RSS MiB':>13} {'cache MiB':>10}")
     for r in results:
