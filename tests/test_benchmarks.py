@@ -22,6 +22,7 @@ from conftest import ROOT
         ("serve.py", "ratio dlpipe / minimal throughput at concurrency 64"),
         ("drift.py", "ratio dlpipe / scipy loop"),
         ("quality.py", "vs gradient boosting: level or better on"),
+        ("scale.py", "ratio time(100,000) / time(20,000)"),
     ],
 )
 def test_benchmark_runs(script, expected):

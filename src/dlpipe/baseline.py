@@ -18,6 +18,7 @@ if TYPE_CHECKING:
     from dlpipe.prepare import Prepared
 
 MAX_ROWS = 50_000
+CHUNK_ROWS = 100_000  # test rows scored at once: a streamed test split need not fit in memory
 TABULAR = ("numeric", "binary", "category", "datetime")
 
 
@@ -34,27 +35,27 @@ def fit_baseline(prepared: Prepared) -> dict[str, Any] | None:
     from sklearn.preprocessing import OneHotEncoder
 
     train, test = prepared.splits["train"], prepared.splits["test"]
-    if not set(train.inputs) <= set(TABULAR):
-        return None
     # a seeded sample, not the first rows: files are often sorted (by target, by time)
     rows = np.sort(np.random.default_rng(0).permutation(len(train.y))[:MAX_ROWS])
+    inputs = train.take(rows)
+    if not set(inputs) <= set(TABULAR):
+        return None
     encoder = None
-    if "category" in train.inputs:
-        encoder = OneHotEncoder(handle_unknown="ignore", sparse_output=False).fit(train.inputs["category"][rows])
-    x_train = _design({k: v[rows] for k, v in train.inputs.items()}, encoder)
-    x_test = _design(test.inputs, encoder)
+    if "category" in inputs:
+        encoder = OneHotEncoder(handle_unknown="ignore", sparse_output=False).fit(inputs["category"])
+    x_train = _design(inputs, encoder)
     task = prepared.preprocessor.task
     y_test, decode = split_targets(prepared, "test")
     if task == "regression":
         model = RidgeCV(alphas=np.logspace(-3, 3, 13)).fit(x_train, train.y[rows])
-        output = decode(model.predict(x_test))
+        output = decode(np.concatenate([model.predict(_design(x, encoder)) for x in test.chunks(CHUNK_ROWS)]))
         name = "RidgeCV"
     elif len(np.unique(train.y[rows])) < 2:
         return None
     else:
         model = LogisticRegression(max_iter=2000).fit(x_train, train.y[rows])
-        proba = np.zeros((len(x_test), len(prepared.preprocessor.classes)))
-        proba[:, model.classes_] = model.predict_proba(x_test)
-        output = proba
+        output = np.zeros((len(test), len(prepared.preprocessor.classes)))
+        for start, x in zip(range(0, len(test), CHUNK_ROWS), test.chunks(CHUNK_ROWS), strict=True):
+            output[start : start + CHUNK_ROWS, model.classes_] = model.predict_proba(_design(x, encoder))
         name = "LogisticRegression"
     return {"name": name, "test": score(task, y_test, output)}

@@ -81,13 +81,13 @@ def describe(decision: Decision) -> list[str]:
 
 def fit_decision(net: torch.nn.Module, head: Head, prepared: Prepared, metric: str, spec: ModelSpec) -> Decision:
     """The temperature and threshold `spec` asks for, fitted on the validation split."""
-    from dlpipe.evaluate import predict_outputs, to_tensors
+    from dlpipe.evaluate import predict_outputs
 
     if head.kind == "regression":
         return Decision()
     validation = prepared.splits["validation"]
     y = np.asarray(validation.y).astype(np.int64)
-    logits = torch.from_numpy(predict_outputs(net, head, to_tensors(validation.inputs), raw=True)).float()
+    logits = torch.from_numpy(predict_outputs(net, head, validation.loader(head.target_dtype), raw=True)).float()
     decision = Decision(notes={"fitted_on": f"validation ({len(y)} rows)"})
     if spec.calibrate:
         before = _log_loss(head.kind, logits, y, 1.0)

@@ -23,16 +23,22 @@ def to_tensors(inputs: dict[str, np.ndarray]) -> dict[str, torch.Tensor]:
 
 @torch.inference_mode()
 def predict_outputs(
-    model: torch.nn.Module, head: Head, inputs: dict[str, torch.Tensor], raw: bool = False
+    model: torch.nn.Module, head: Head, inputs: dict[str, torch.Tensor] | Any, raw: bool = False
 ) -> np.ndarray:
     """Probabilities (classification) or standardised values (regression), in eval mode, batched.
+
+    `inputs` are tensors, or a split's loader with `chunks(size)`.
 
     With `raw`, the network's logits before the head's output transform.
     """
     was_training = model.training
     model.eval()
-    n = len(next(iter(inputs.values())))
-    chunks = [model({k: v[i : i + EVAL_BATCH] for k, v in inputs.items()}) for i in range(0, n, EVAL_BATCH)]
+    if isinstance(inputs, dict):
+        n = len(next(iter(inputs.values())))
+        parts = ({k: v[i : i + EVAL_BATCH] for k, v in inputs.items()} for i in range(0, n, EVAL_BATCH))
+    else:  # a split's loader (Batches, CachedBatches) reads its own chunks
+        parts = inputs.chunks(EVAL_BATCH)
+    chunks = [model(part) for part in parts]
     model.train(was_training)
     logits = torch.cat(chunks)
     return (logits if raw else head.output(logits)).numpy().astype(np.float64)
@@ -140,9 +146,9 @@ def evaluate_split(
     task, classes = prepared.preprocessor.task, prepared.preprocessor.classes
     y, decode = split_targets(prepared, name)
     split = prepared.splits[name]
-    output = decode(predict_outputs(net, head, to_tensors(split.inputs)))
+    output = decode(predict_outputs(net, head, split.loader(head.target_dtype)))
     result = {"metrics": score(task, y, output, threshold), "details": details(task, y, output, classes, threshold)}
-    if name == "test":  # the rows the report shows: the test split's worst
+    if name == "test" and hasattr(split, "inputs"):  # the report's worst rows (a split streamed to disk has none)
         from dlpipe.report.examples import record
 
         columns = prepared.preprocessor.columns
@@ -168,12 +174,13 @@ def evaluate_splits(
     train = prepared.splits["train"]
     rows = np.sort(np.random.default_rng(0).permutation(len(train))[:sample_rows])  # files are often sorted
     _, decode = split_targets(prepared, "train")
-    output = decode(predict_outputs(net, head, to_tensors({k: v[rows] for k, v in train.inputs.items()})))
-    sample: dict[str, Any] = {"frame": train.frame.iloc[rows].reset_index(drop=True)}
+    frame, inputs = train.sample(rows)
+    output = decode(predict_outputs(net, head, to_tensors(inputs)))
+    sample: dict[str, Any] = {"frame": frame}
     from dlpipe.monitor.embeddings import embed_inputs
 
     # text, image and audio drift is measured on the encoders' outputs: keep the sample's
-    sample["embeddings"] = embed_inputs(net, prepared.preprocessor, {k: v[rows] for k, v in train.inputs.items()})
+    sample["embeddings"] = embed_inputs(net, prepared.preprocessor, inputs)
     if classes:
         sample["prediction"] = np.asarray(classes, dtype=object)[metrics.predicted(output, threshold)]
         sample["probabilities"] = {c: output[:, i] for i, c in enumerate(classes)}

@@ -14,7 +14,6 @@ from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
-import numpy as np
 import pandas as pd
 
 from dlpipe.collect import Collected, collect
@@ -98,10 +97,30 @@ class Pipeline:
         return (source, *(collect(s, media) if s is not None else None for s in (data.validation, data.test)))
 
     def prepare(self) -> Prepared:
-        """Collect and prepare without training (what `dlpipe validate` checks)."""
+        """Collect and prepare without training (what `dlpipe validate` checks).
+
+        Streamed data makes both passes; its tensor cache is removed again (the splits keep their sizes).
+        """
         from dlpipe.prepare import prepare
 
+        if self.streamed():
+            import tempfile
+
+            with tempfile.TemporaryDirectory(prefix="dlpipe-validate-") as root:
+                return self.prepare_streamed(Path(root))
         return prepare(self.spec, *self.collect())
+
+    def streamed(self) -> bool:
+        """Whether this run reads its source in batches (`data.streaming`, auto: by the source's size)."""
+        from dlpipe.collect.stream import should_stream
+
+        return self.data is None and should_stream(self.spec.data, self.spec.data.source)
+
+    def prepare_streamed(self, root: Path) -> Prepared:
+        """One pass of statistics and one into a tensor cache, in a new folder under `root`."""
+        from dlpipe.prepare.streamed import prepare_source
+
+        return prepare_source(self.spec, root)
 
     def run(
         self,
@@ -141,23 +160,36 @@ class Pipeline:
             seconds[name] = round(now - clock, 3)
             clock = now
 
-        reporter.stage("collect")
-        collected = self.collect()
-        lap("collect")
-        reporter.stage("prepare")
-        from dlpipe.prepare import prepare
+        init, collected, streamed = None, None, self.streamed()
+        if streamed:  # collection and preparation are one streamed stage
+            reporter.stage("prepare")
+            if warm_start is not None:
+                from dlpipe.errors import ConfigError
 
-        init = None
-        if warm_start is None:
-            prepared = prepare(self.spec, *collected)
+                raise ConfigError("a warm start reads its data into memory", where="data.streaming", fix="set it off")
+            prepared = self.prepare_streamed(Path(run_dir) / self.spec.name)
         else:
-            prepared, init = _warm_start(self.spec, collected, warm_start)
+            reporter.stage("collect")
+            collected = self.collect()
+            lap("collect")
+            reporter.stage("prepare")
+            from dlpipe.prepare import prepare
+
+            if warm_start is None:
+                prepared = prepare(self.spec, *collected)
+            else:
+                prepared, init = _warm_start(self.spec, collected, warm_start)
         lap("prepare")
         for line in summarise(prepared):
             reporter.info(line)
         resolved = prepared.spec
         fingerprint = _fingerprint(resolved, prepared)
         folder = _run_folder(run_dir, resolved.name, resume, fingerprint)
+        if prepared.cache is not None:
+            import shutil
+
+            shutil.rmtree(folder / "cache", ignore_errors=True)  # a resumed run's old cache
+            prepared.cache.move(folder / "cache")
         write_text(folder / "pipeline.yaml", resolved.to_yaml())
         write_json(folder / "profile.json", prepared.profile)
         tracking.started(folder, resolved)
@@ -231,7 +263,7 @@ class Pipeline:
             pipeline=model_spec.model_dump(mode="json", exclude_none=True),
             metrics={k: metrics[k] for k in ("validation", "test", "goal")},
             reference=_reference(results["train_sample"]),
-            example={k: v[:EXAMPLE_ROWS] for k, v in prepared.splits["train"].inputs.items()},
+            example=prepared.splits["train"].read(0, EXAMPLE_ROWS),
             embeddings=results["train_sample"].get("embeddings"),
         )
         from dlpipe.package import model_summary
@@ -252,7 +284,10 @@ class Pipeline:
         except Exception as exc:  # the model and its metrics stand; a page that failed to draw must not undo them
             reporter.info(f"warning: report.html not written ({type(exc).__name__}: {exc})")
         (folder / "checkpoint.safetensors").unlink(missing_ok=True)
-        return RunResult(folder, metrics, seconds, data_fingerprint(prepared))
+        result = RunResult(folder, metrics, seconds, data_fingerprint(prepared))
+        if prepared.cache is not None:
+            prepared.cache.remove()  # derived from the source and as large as it: gone with the run's end
+        return result
 
 
 def _tuning_metrics(tuned: Any) -> dict[str, Any]:
@@ -323,10 +358,7 @@ def data_fingerprint(prepared: Prepared) -> str:
     """Identifies the prepared data of every split (the registry's lineage records it)."""
     digest = hashlib.sha256()
     for name in sorted(prepared.splits):
-        split = prepared.splits[name]
-        for key in sorted(split.inputs):
-            digest.update(np.ascontiguousarray(split.inputs[key]).tobytes())
-        digest.update(np.ascontiguousarray(split.y).tobytes())
+        prepared.splits[name].digest_into(digest)
     return digest.hexdigest()[:16]
 
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 import math
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -42,6 +42,21 @@ class Batches:
 
     def take(self, idx: torch.Tensor) -> tuple[dict[str, torch.Tensor], torch.Tensor]:
         return {k: v[idx] for k, v in self.inputs.items()}, self.y[idx]
+
+    def batches(
+        self, batch_size: int, generator: torch.Generator, replica: Replica | None = None
+    ) -> Iterator[tuple[dict, torch.Tensor]]:
+        """Shuffled batches (this replica's share of each), as the loop takes them
+        (`prepare.cache.CachedBatches` reads them from disk)."""
+        for idx in batch_indices(len(self), batch_size, generator, replica or LOCAL):
+            yield self.take(idx)
+
+    def chunks(self, size: int) -> Iterator[dict[str, torch.Tensor]]:
+        for i in range(0, len(self), size):
+            yield {k: v[i : i + size] for k, v in self.inputs.items()}
+
+    def for_ridge(self, rows: int) -> tuple[dict[str, torch.Tensor], torch.Tensor]:
+        return self.inputs, self.y  # Net.linear_state draws its own sample
 
 
 @dataclass
@@ -129,15 +144,14 @@ def train_epoch(
     """One pass over the shuffled training rows (this replica's share); returns (mean loss, global step)."""
     model.train()
     total = torch.zeros(())
-    for idx in batch_indices(len(data), batch_size, generator, replica):
+    for inputs, y in data.batches(batch_size, generator, replica):
         for group in optimizer.param_groups:
             group["lr"] = lr_at(step)
-        inputs, y = data.take(idx)
         loss = head.loss(model(inputs), y)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         optimizer.step()
-        total.add_(loss.detach(), alpha=len(idx))
+        total.add_(loss.detach(), alpha=len(y))
         step += 1
     return replica.total(total) / len(data), step
 
@@ -365,7 +379,7 @@ def fit_network(
     the ridge fit on train + validation). `replica` trains one data-parallel copy (see `fit`).
     """
     from dlpipe import metrics
-    from dlpipe.evaluate import predict_outputs, split_targets, to_tensors
+    from dlpipe.evaluate import predict_outputs, split_targets
     from dlpipe.model import Net
 
     spec = spec or prepared.spec
@@ -376,17 +390,14 @@ def fit_network(
         net.load_state_dict(init)
     torch.set_num_threads(threads or cfg.threads or auto_threads(net))
     head = Head.for_preprocessor(prepared.preprocessor)
-    train, validation = (
-        Batches(to_tensors(s.inputs), torch.as_tensor(s.y, dtype=head.target_dtype))
-        for s in (prepared.splits["train"], prepared.splits["validation"])
-    )
+    train, validation = (prepared.splits[s].loader(head.target_dtype) for s in ("train", "validation"))
     metric = metrics.get(spec.problem.metric)
     score: Callable[[torch.nn.Module], tuple[float, float]] | None = None
     if refit_epochs is None:
         y_true, decode = split_targets(prepared, "validation")
 
         def score(model: torch.nn.Module) -> tuple[float, float]:
-            logits = torch.from_numpy(predict_outputs(model, head, validation.inputs, raw=True))
+            logits = torch.from_numpy(predict_outputs(model, head, validation, raw=True))
             loss = float(head.loss(logits.float(), validation.y))
             return round(metric.fn(y_true, decode(head.output(logits).numpy())), 6), loss
 
@@ -397,7 +408,9 @@ def fit_network(
         )
     start = None
     if head.kind == "regression" and spec.model.linear_candidate:
-        start = net.linear_state(train.inputs, train.y)
+        from dlpipe.ridge import MAX_ROWS
+
+        start = net.linear_state(*train.for_ridge(MAX_ROWS))
     if refit_epochs == 0 and start is None:  # no epoch was ever best (NaN scores) and no ridge: train as set
         refit_epochs = cfg.epochs
     state = fit(

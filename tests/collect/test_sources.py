@@ -190,3 +190,17 @@ def test_unreadable_file_names_the_file(tmp_path, monkeypatch, name):
     with pytest.raises(DataError) as info:
         collect(FileSource(path=str(path)))
     assert str(info.value) == f"{path}: cannot read the file: Permission denied"
+
+
+def test_sqlite_reads_in_batches(tmp_path):
+    from dlpipe.collect.sql import count_sql_rows, sql_batches
+
+    db = tmp_path / "big.db"
+    with sqlite3.connect(db) as conn:
+        pd.DataFrame({"x": np.arange(2_500), "y": np.arange(2_500) % 3}).to_sql("t", conn, index=False)
+    source = SqlSource(sql="SELECT * FROM t ORDER BY x", url=f"sqlite:///{db}")
+    batches = list(sql_batches(source, 1_000))
+    assert [len(b) for b in batches] == [1_000, 1_000, 500]
+    assert pd.concat(batches)["x"].tolist() == list(range(2_500)) and count_sql_rows(source) == 2_500
+    empty = list(sql_batches(SqlSource(sql="SELECT * FROM t WHERE x < 0", url=f"sqlite:///{db}"), 1_000))
+    assert len(empty) == 1 and list(empty[0].columns) == ["x", "y"] and empty[0].empty

@@ -1,7 +1,12 @@
-"""SQL sources through SQLAlchemy: any database with a URL (tested on SQLite)."""
+"""SQL sources through SQLAlchemy: any database with a URL (tested on SQLite and PostgreSQL).
+
+Rows arrive in batches through a server-side cursor (`stream_results`), so a query larger than
+memory can be streamed; the in-memory path joins the batches into one table.
+"""
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -9,18 +14,46 @@ from dlpipe.collect import Collected
 from dlpipe.errors import DataError
 
 if TYPE_CHECKING:
+    import pandas as pd
     from sqlalchemy.engine import URL
+
+BATCH_ROWS = 65_536
 
 
 def read_sql(source) -> Collected:
     """Run the query and return its rows; errors name the (password-masked) URL."""
     import pandas as pd
+
+    frames = list(sql_batches(source, BATCH_ROWS))
+    frame = pd.concat(frames, ignore_index=True) if len(frames) > 1 else frames[0]
+    shown = shown_url(source.url)
+    return Collected(frame, shown, notes=[f"sql: {len(frame)} rows from {shown}"])
+
+
+def shown_url(text: str) -> str:
+    """The URL as errors and notes show it: the password masked."""
+    return _url(text).render_as_string(hide_password=True)
+
+
+def _url(text: str) -> URL:
     import sqlalchemy as sa
 
     try:
-        url = sa.engine.make_url(source.url)
+        return sa.engine.make_url(text)
     except Exception as exc:
         raise DataError(f"not a valid database URL: {exc}", where="data.source.url") from None
+
+
+def sql_batches(source, batch_rows: int) -> Iterator[pd.DataFrame]:
+    """The query's rows as tables of at most `batch_rows` rows, read with a server-side cursor.
+
+    The first batch always comes (with no rows when the query returns none), so callers see the
+    columns; a failing query or connection names the database.
+    """
+    import pandas as pd
+    import sqlalchemy as sa
+
+    url = _url(source.url)
     shown = url.render_as_string(hide_password=True)
     _check_sqlite_file(url)
     try:
@@ -29,13 +62,47 @@ def read_sql(source) -> Collected:
         raise DataError(f"cannot use this database: {exc}", where=shown) from None
     try:
         with engine.connect() as conn:
-            frame = pd.read_sql_query(sa.text(source.sql), conn)
-    except Exception as exc:
-        first = str(exc).splitlines()[0]
-        raise DataError(f"the query failed: {first}", where=shown) from None
+            # stream_results: a named (server-side) cursor on PostgreSQL, fetchmany on SQLite
+            options = conn.execution_options(stream_results=True, yield_per=batch_rows)
+            try:
+                result = options.execute(sa.text(source.sql))
+                columns = list(result.keys())
+                parts = result.partitions(batch_rows)
+                first = next(parts, [])
+            except Exception as exc:
+                raise DataError(f"the query failed: {str(exc).splitlines()[0]}", where=shown) from None
+            yield pd.DataFrame.from_records(first, columns=columns, coerce_float=True)
+            while True:
+                try:
+                    part = next(parts, None)
+                except Exception as exc:
+                    raise DataError(f"the query failed: {str(exc).splitlines()[0]}", where=shown) from None
+                if part is None:
+                    break
+                yield pd.DataFrame.from_records(part, columns=columns, coerce_float=True)
+    except DataError:
+        raise
+    except Exception as exc:  # connecting: a refused connection, bad credentials
+        raise DataError(f"the query failed: {str(exc).splitlines()[0]}", where=shown) from None
     finally:
         engine.dispose()
-    return Collected(frame, shown, notes=[f"sql: {len(frame)} rows from {shown}"])
+
+
+def count_sql_rows(source) -> int | None:
+    """How many rows the query returns (`SELECT COUNT(*)` around it), or None when that fails."""
+    import sqlalchemy as sa
+
+    url = _url(source.url)
+    _check_sqlite_file(url)
+    engine = sa.create_engine(url)
+    try:
+        with engine.connect() as conn:
+            query = source.sql.strip().rstrip(";")
+            return int(conn.execute(sa.text(f"SELECT COUNT(*) FROM ({query}) AS counted")).scalar_one())
+    except Exception:
+        return None  # the read itself will name the problem
+    finally:
+        engine.dispose()
 
 
 def _check_sqlite_file(url: URL) -> None:

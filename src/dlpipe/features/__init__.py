@@ -40,7 +40,8 @@ def infer_column(column: pd.Series) -> tuple[str, str]:
     present = column.dropna()
     if present.empty:
         return "ignore", "every value is missing"
-    if present.map(lambda v: isinstance(v, list | dict | tuple | set | np.ndarray)).any():
+    # only an object column can hold them; the test costs a Python call per row
+    if present.dtype == object and present.map(lambda v: isinstance(v, list | dict | tuple | set | np.ndarray)).any():
         return "ignore", "nested values (lists or objects): flatten them into columns to use them"
     if pd.api.types.is_datetime64_any_dtype(present):
         return "datetime", "dates and times"

@@ -43,6 +43,37 @@ class Problems:
         return ok
 
 
+class Fitter:
+    """Fits a feature type's state in one pass over batches of the training split (streaming).
+
+    `state()` gives what `FeatureType.fit` gives for the whole column (approximately where a
+    statistic needs all values at once, e.g. a median), `profile()` the column's profile.json entry.
+    """
+
+    def __init__(self, name: str, spec: FeatureSpec | None) -> None:
+        self.name, self.spec = name, spec
+        self.rows = self.missing = 0
+
+    def update(self, column: pd.Series) -> None:
+        self.rows += len(column)
+        self.missing += int(column.isna().sum())
+        self.add(column)
+
+    def add(self, column: pd.Series) -> None:
+        raise NotImplementedError
+
+    def state(self) -> dict[str, Any]:
+        raise NotImplementedError
+
+    def summary(self) -> dict[str, Any]:
+        """The type's part of the profile (range, histogram, top values)."""
+        return {}
+
+    def profile(self, kind: str, reason: str) -> dict[str, Any]:
+        missing_rate = round(self.missing / self.rows, 6) if self.rows else 0.0
+        return {"type": kind, "reason": reason, "missing_rate": missing_rate, **self.summary()}
+
+
 class FeatureType:
     """Base class of the feature-type registry."""
 
@@ -56,6 +87,10 @@ class FeatureType:
     def fit(self, column: pd.Series, spec: FeatureSpec | None) -> dict[str, Any]:
         """Learn preprocessing state from the training split; the result must be JSON-serialisable."""
         raise NotImplementedError
+
+    def fitter(self, name: str, spec: FeatureSpec | None) -> Fitter | None:
+        """A one-pass fitter for streamed data, or None when the type needs its column in memory."""
+        return None
 
     def transform(self, column: pd.Series, state: dict[str, Any]) -> np.ndarray:
         """One column to an array of shape (rows, ...) using fitted state; never fails on bad values."""

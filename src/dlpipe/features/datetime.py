@@ -15,7 +15,8 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pandas as pd
 
-from dlpipe.features.base import FeatureType
+from dlpipe.features.base import FeatureType, Fitter
+from dlpipe.sketch import Moments
 
 if TYPE_CHECKING:
     from dlpipe.features.encoders import Flatten
@@ -65,6 +66,9 @@ class Datetime(FeatureType):
             "hour": bool(len(times) and times.nunique() > 1),
         }
 
+    def fitter(self, name: str, spec: FeatureSpec | None) -> DatetimeFitter:
+        return DatetimeFitter(name, spec)
+
     def transform(self, column: pd.Series, state: dict[str, Any]) -> np.ndarray:
         parsed = to_datetimes(column)
         missing = parsed.isna().to_numpy()
@@ -86,3 +90,36 @@ class Datetime(FeatureType):
 
         width = sum(2 + 2 * (len(CYCLES) + s["hour"]) for s in states)
         return Flatten(width)
+
+
+class DatetimeFitter(Fitter):
+    """Year mean and spread (moments), the range, and whether times of day vary, in one pass."""
+
+    def __init__(self, name: str, spec: FeatureSpec | None) -> None:
+        super().__init__(name, spec)
+        self.years, self.first_time, self.hour = Moments(), None, False
+        self.low: pd.Timestamp | None = None
+        self.high: pd.Timestamp | None = None
+
+    def add(self, column: pd.Series) -> None:
+        parsed = to_datetimes(column).dropna()
+        if parsed.empty:
+            return
+        self.years.update((parsed.dt.year + (parsed.dt.day_of_year - 1) / 365.25).to_numpy(dtype=float))
+        times = (parsed.dt.hour * 3600 + parsed.dt.minute * 60 + parsed.dt.second).to_numpy()
+        self.first_time = times[0] if self.first_time is None else self.first_time
+        self.hour = self.hour or bool((times != self.first_time).any())
+        low, high = parsed.min(), parsed.max()
+        self.low = low if self.low is None else min(self.low, low)
+        self.high = high if self.high is None else max(self.high, high)
+
+    def state(self) -> dict[str, Any]:
+        spread = self.years.std(ddof=1)  # pandas' default, as Datetime.fit
+        return {
+            "year_center": self.years.mean if self.years.n else 2000.0,
+            "year_spread": spread if np.isfinite(spread) and spread > 1e-9 else 1.0,
+            "hour": self.hour,
+        }
+
+    def summary(self) -> dict[str, Any]:
+        return {"min": self.low.isoformat(), "max": self.high.isoformat()} if self.low is not None else {}

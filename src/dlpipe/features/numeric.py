@@ -7,7 +7,8 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pandas as pd
 
-from dlpipe.features.base import FeatureType
+from dlpipe.features.base import FeatureType, Fitter
+from dlpipe.sketch import CappedCounts, Moments, QuantileSketch
 
 if TYPE_CHECKING:
     from dlpipe.features.encoders import NumericEmbedding
@@ -50,39 +51,12 @@ class Numeric(FeatureType):
         present = x.dropna().to_numpy()
         given = int(column.notna().sum())
         if given and len(present) < MIN_PARSED_SHARE * given:
-            from dlpipe.errors import DataError
-
             example = next(v for v in column.dropna() if pd.isna(pd.to_numeric(v, errors="coerce")))
-            raise DataError(
-                f"column {column.name!r} is numeric but {given - len(present)} of its {given} values are not "
-                f"numbers (e.g. {example!r})",
-                where=f"features.{column.name}",
-                fix="declare it `type: category`, or clean the column",
-            )
-        missing = spec.missing if spec and spec.missing else "median"
-        if present.size == 0:
-            fill = 0.0
-        elif missing == "mean":
-            fill = float(present.mean())
-        elif missing == "constant":
-            fill = _number(spec.fill_value, column.name)
-        elif missing == "most_frequent":
-            fill = float(pd.Series(present).mode().iloc[0])
-        else:
-            fill = float(np.median(present))
-        filled = x.fillna(fill).to_numpy()  # finite: to_numbers drops infinities
-        scale = spec.scale if spec and spec.scale else "standard"
-        state: dict[str, Any] = {"fill": fill, "missing": missing, "scale": scale}
-        if scale == "standard":
-            state.update(center=float(filled.mean()), spread=_safe(float(filled.std())))
-        elif scale == "robust":
-            q1, med, q3 = np.percentile(filled, [25, 50, 75])
-            state.update(center=float(med), spread=_safe(float(q3 - q1) or float(filled.std())))
-        elif scale == "quantile":
-            state["quantiles"] = np.quantile(filled, np.linspace(0, 1, QUANTILES)).tolist()
-        else:
-            state.update(center=0.0, spread=1.0)
-        return state
+            raise not_numbers(column.name, given, len(present), example)
+        return numeric_state(spec, _Exact(x, present), column.name)
+
+    def fitter(self, name: str, spec: FeatureSpec | None) -> NumericFitter:
+        return NumericFitter(name, spec)
 
     def transform(self, column: pd.Series, state: dict[str, Any]) -> np.ndarray:
         x = to_numbers(column).to_numpy()
@@ -105,6 +79,120 @@ class Numeric(FeatureType):
         from dlpipe.features.encoders import NumericEmbedding
 
         return NumericEmbedding(len(states), model.numeric_embedding)
+
+
+class _Exact:
+    """The statistics `numeric_state` needs, from a whole column in memory."""
+
+    def __init__(self, x: pd.Series, present: np.ndarray) -> None:
+        self.x, self.present, self.n = x, present, len(present)
+
+    def mean(self) -> float:
+        return float(self.present.mean())
+
+    def median(self) -> float:
+        return float(np.median(self.present))
+
+    def mode(self) -> float:
+        return float(pd.Series(self.present).mode().iloc[0])
+
+    def filled_moments(self, fill: float) -> tuple[float, float]:
+        filled = self.x.fillna(fill).to_numpy()  # finite: to_numbers drops infinities
+        return float(filled.mean()), float(filled.std())
+
+    def filled_quantiles(self, fill: float, qs: np.ndarray) -> np.ndarray:
+        return np.quantile(self.x.fillna(fill).to_numpy(), qs)
+
+
+class NumericFitter(Fitter):
+    """Numeric state in one pass: moments for mean and spread, a sketch for median and quantiles."""
+
+    def __init__(self, name: str, spec: FeatureSpec | None) -> None:
+        super().__init__(name, spec)
+        self.moments, self.sketch, self.given, self.example = Moments(), QuantileSketch(), 0, None
+        self.values = CappedCounts() if spec and spec.missing == "most_frequent" else None
+
+    def add(self, column: pd.Series) -> None:
+        x = to_numbers(column).to_numpy()
+        present = x[np.isfinite(x)]
+        given = int(column.notna().sum())
+        if self.example is None and len(present) < given:
+            self.example = next((v for v in column.dropna() if pd.isna(pd.to_numeric(v, errors="coerce"))), None)
+        self.given += given
+        self.moments.update(present)
+        self.sketch.update(present)
+        if self.values is not None:
+            self.values.update(pd.Series(present))
+
+    @property
+    def n(self) -> int:
+        return self.moments.n
+
+    def mean(self) -> float:
+        return self.moments.mean
+
+    def median(self) -> float:
+        return float(self.sketch.quantiles([0.5])[0])
+
+    def mode(self) -> float:
+        return float(self.values.most_common().index[0])  # the smallest of the most frequent, as pandas
+
+    def filled_moments(self, fill: float) -> tuple[float, float]:
+        filled = Moments(**vars(self.moments))
+        filled.merge(Moments(self.rows - self.n, fill, 0.0, fill, fill))
+        return filled.mean, filled.std()
+
+    def filled_quantiles(self, fill: float, qs: np.ndarray) -> np.ndarray:
+        return self.sketch.quantiles(qs, extra=(fill, self.rows - self.n))
+
+    def state(self) -> dict[str, Any]:
+        if self.given and self.n < MIN_PARSED_SHARE * self.given:
+            raise not_numbers(self.name, self.given, self.n, self.example)
+        return numeric_state(self.spec, self, self.name)
+
+    def summary(self) -> dict[str, Any]:
+        if not self.n:
+            return {}
+        m = self.moments
+        return {"min": m.low, "max": m.high, "mean": m.mean, "std": m.std(), "histogram": self.sketch.histogram()}
+
+
+def numeric_state(spec: FeatureSpec | None, stats: _Exact | NumericFitter, name: object) -> dict[str, Any]:
+    """The fitted state from a column's statistics (exact in memory, one-pass when streaming)."""
+    missing = spec.missing if spec and spec.missing else "median"
+    if stats.n == 0:
+        fill = 0.0
+    elif missing == "mean":
+        fill = stats.mean()
+    elif missing == "constant":
+        fill = _number(spec.fill_value, name)
+    elif missing == "most_frequent":
+        fill = stats.mode()
+    else:
+        fill = stats.median()
+    scale = spec.scale if spec and spec.scale else "standard"
+    state: dict[str, Any] = {"fill": fill, "missing": missing, "scale": scale}
+    if scale == "standard":
+        center, spread = stats.filled_moments(fill)
+        state.update(center=center, spread=_safe(spread))
+    elif scale == "robust":
+        q1, med, q3 = stats.filled_quantiles(fill, np.array([0.25, 0.5, 0.75]))
+        state.update(center=float(med), spread=_safe(float(q3 - q1) or stats.filled_moments(fill)[1]))
+    elif scale == "quantile":
+        state["quantiles"] = stats.filled_quantiles(fill, np.linspace(0, 1, QUANTILES)).tolist()
+    else:
+        state.update(center=0.0, spread=1.0)
+    return state
+
+
+def not_numbers(name: object, given: int, parsed: int, example: object) -> Exception:
+    from dlpipe.errors import DataError
+
+    return DataError(
+        f"column {name!r} is numeric but {given - parsed} of its {given} values are not numbers (e.g. {example!r})",
+        where=f"features.{name}",
+        fix="declare it `type: category`, or clean the column",
+    )
 
 
 def _safe(spread: float) -> float:

@@ -19,7 +19,14 @@ from dlpipe.prepare.split import SPLITS, split_rows
 from dlpipe.prepare.target import check_target, clean_labels, resolve_target
 
 if TYPE_CHECKING:
+    import hashlib
+    from collections.abc import Iterator
+
+    import torch
+
+    from dlpipe.prepare.cache import Cache, CachedSplit
     from dlpipe.spec import PipelineSpec
+    from dlpipe.train import Batches
 
 UNSEEN_CLASS = "class not seen in the training split"
 
@@ -35,13 +42,44 @@ class SplitData:
     def __len__(self) -> int:
         return len(self.y)
 
+    # the interface a split on disk (prepare.cache.CachedSplit) shares
+
+    def read(self, start: int, stop: int) -> dict[str, np.ndarray]:
+        return {k: v[start:stop] for k, v in self.inputs.items()}
+
+    def take(self, rows: np.ndarray) -> dict[str, np.ndarray]:
+        return {k: v[rows] for k, v in self.inputs.items()}
+
+    def chunks(self, size: int) -> Iterator[dict[str, np.ndarray]]:
+        for start in range(0, len(self), size):
+            yield self.read(start, start + size)
+
+    def sample(self, rows: np.ndarray) -> tuple[pd.DataFrame, dict[str, np.ndarray]]:
+        """Raw rows and inputs of a sample (the monitoring reference)."""
+        return self.frame.iloc[rows].reset_index(drop=True), self.take(rows)
+
+    def digest_into(self, digest: hashlib._Hash) -> None:
+        for key in sorted(self.inputs):
+            digest.update(np.ascontiguousarray(self.inputs[key]).tobytes())
+        digest.update(np.ascontiguousarray(self.y).tobytes())
+
+    def loader(self, target_dtype: torch.dtype) -> Batches:
+        """The split as tensors for the training loop and evaluation."""
+        import torch
+
+        from dlpipe.train import Batches
+
+        inputs = {k: torch.from_numpy(np.ascontiguousarray(v)) for k, v in self.inputs.items()}
+        return Batches(inputs, torch.as_tensor(self.y, dtype=target_dtype))
+
 
 @dataclass
 class Prepared:
     preprocessor: Preprocessor
-    splits: dict[str, SplitData]
+    splits: dict[str, SplitData | CachedSplit]
     profile: dict[str, Any]
     spec: PipelineSpec  # the resolved pipeline
+    cache: Cache | None = None  # streamed data: the tensor cache on disk
 
 
 def infer_types(

@@ -21,7 +21,7 @@ if TYPE_CHECKING:
     from dlpipe.spec import FeatureSpec, PipelineSpec
 
 
-def _check_options(name: str, kind: str, override: FeatureSpec | None) -> None:
+def check_options(name: str, kind: str, override: FeatureSpec | None) -> None:
     """Refuse settings the column's type would silently ignore (`scale` on a category, say)."""
     if override is None:
         return
@@ -59,7 +59,7 @@ class Preprocessor:
         for name, (kind, reason) in types.items():
             if kind == "ignore":
                 continue
-            _check_options(name, kind, spec.feature_spec(name))
+            check_options(name, kind, spec.feature_spec(name))
             state = features.get(kind).fit(train[name], spec.feature_spec(name))
             columns.append(Column(name, kind, reason, state))
         if not columns:

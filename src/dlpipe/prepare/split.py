@@ -136,3 +136,31 @@ def _by_column(column: pd.Series) -> dict[str, np.ndarray]:
             where="data.split.column",
         )
     return {name: np.flatnonzero((names == name).fillna(False).to_numpy()) for name in SPLITS}
+
+
+def hash_split(keys: np.ndarray, *, seed: int, validation: float, test: float) -> np.ndarray:
+    """Split codes (0 train, 1 validation, 2 test) from a seeded hash of each row's key.
+
+    A row's split depends on its key and the seed alone, so streamed batches are split without a
+    global shuffle, and the same rows land in the same splits whatever the batch size.
+    """
+    mixed = _mix(keys.astype(np.uint64) ^ _mix(np.array([seed], dtype=np.uint64)))
+    u = (mixed >> np.uint64(11)).astype(np.float64) / 2.0**53  # uniform in [0, 1)
+    return np.where(u < test, 2, np.where(u < test + validation, 1, 0)).astype(np.int8)
+
+
+def _mix(x: np.ndarray) -> np.ndarray:
+    """splitmix64's finaliser: every input bit moves every output bit."""
+    with np.errstate(over="ignore"):
+        x = x + np.uint64(0x9E3779B97F4A7C15)
+        x = (x ^ (x >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
+        x = (x ^ (x >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
+        return x ^ (x >> np.uint64(31))
+
+
+def column_codes(column: pd.Series) -> np.ndarray:
+    """Split codes from a column of train/validation/test labels; -1 for a row without one."""
+    codes = np.full(len(column), -1, dtype=np.int8)
+    for code, rows in enumerate(_by_column(column).values()):
+        codes[rows] = code
+    return codes

@@ -9,7 +9,7 @@ import numpy as np
 import pandas as pd
 
 from dlpipe.errors import DataError
-from dlpipe.features.category import clean_value
+from dlpipe.features.category import clean_value, map_distinct
 from dlpipe.features.numeric import numeric_share, to_numbers
 
 MAX_CLASSES = 1000
@@ -43,7 +43,7 @@ def clean_label(value: Any) -> Any:
 
 
 def clean_labels(column: pd.Series) -> pd.Series:
-    return column.map(clean_label).astype("string")
+    return map_distinct(column, clean_label).astype("string")
 
 
 def _class_order(classes: list[str]) -> list[str]:
@@ -97,8 +97,8 @@ def encode_target(column: pd.Series, state: dict[str, Any]) -> tuple[np.ndarray,
     """(encoded target, mask of rows whose target is usable)."""
     if "classes" in state:
         lookup = {c: i for i, c in enumerate(state["classes"])}
-        codes = clean_labels(column).map(lambda v: lookup.get(v, -1) if v is not pd.NA else -1)
-        codes = codes.to_numpy(dtype=np.int64)
+        codes = map_distinct(clean_labels(column), lambda v: lookup.get(v, -1) if v is not pd.NA else -1)
+        codes = codes.fillna(-1).to_numpy(dtype=np.int64)
         return codes, codes >= 0
     values = to_numbers(column).to_numpy()
     return values.astype(np.float64), np.isfinite(values)

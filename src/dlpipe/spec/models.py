@@ -213,6 +213,12 @@ class Data(_Strict):
     validation: Source | None = Field(None, description="A separate validation set (same columns)")
     test: Source | None = Field(None, description="A separate test set (same columns)")
     split: Split = Field(default_factory=Split)
+    streaming: Literal["auto", "on", "off"] = Field(
+        "auto",
+        description="read the source in batches and train from a cache on disk (tables larger than memory); "
+        "auto: for a CSV, Parquet or SQL source of more than 1,000,000 rows (a CSV over 200 MB)",
+    )
+    batch_rows: Whole = Field(65_536, ge=2, le=10_000_000, description="rows per batch read when streaming")
 
 
 # --- features, model, training ---------------------------------------------------------------
