@@ -7,20 +7,18 @@ from __future__ import annotations
 
 import hashlib
 import json
-import secrets
 import time
 from dataclasses import dataclass, field
-from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
 import pandas as pd
 
 from dlpipe.collect import Collected, collect
-from dlpipe.errors import ResumeError
 from dlpipe.metrics import check_goal
 from dlpipe.prepare import UNSEEN_CLASS
 from dlpipe.report.examples import EXAMPLES
+from dlpipe.rundir import run_folder, write_json, write_text
 from dlpipe.spec import PipelineSpec, load_spec, validate_spec
 
 if TYPE_CHECKING:
@@ -184,7 +182,7 @@ class Pipeline:
             reporter.info(line)
         resolved = prepared.spec
         fingerprint = _fingerprint(resolved, prepared)
-        folder = _run_folder(run_dir, resolved.name, resume, fingerprint)
+        folder = run_folder(run_dir, resolved.name, resume, fingerprint)
         if prepared.cache is not None:
             import shutil
 
@@ -362,49 +360,6 @@ def data_fingerprint(prepared: Prepared) -> str:
     return digest.hexdigest()[:16]
 
 
-def _run_folder(root: Path, name: str, resume: bool, fingerprint: str) -> Path:
-    """A new run folder, or with `resume` the newest unfinished run of this same config and data."""
-    base = root / name
-    if not resume:
-        folder = base / f"{datetime.now():%Y%m%d-%H%M%S}-{secrets.token_hex(2)}"
-        folder.mkdir(parents=True)
-        return folder
-    unfinished = sorted((p for p in base.glob("*") if _resumable(p)), key=lambda p: p.name)
-    matching = [p for p in unfinished if _run_fingerprint(p) == fingerprint]
-    if matching:
-        return matching[-1]
-    if unfinished:
-        raise ResumeError(
-            f"{len(unfinished)} unfinished run(s) of {name!r}, none written by this pipeline file and data",
-            where=str(base),
-            fix="resume with the pipeline file and data the run started with, or run without --resume",
-        )
-    raise ResumeError(f"no unfinished run of {name!r} to resume", where=str(base), fix="run without --resume")
-
-
-def _resumable(folder: Path) -> bool:
-    """An unfinished run that left a training checkpoint or a tuning study behind."""
-    from dlpipe.train import CHECKPOINT
-    from dlpipe.tune import FINGERPRINT
-
-    started = (folder / CHECKPOINT).exists() or (folder / "tuning" / FINGERPRINT).exists()
-    return started and not (folder / "metrics.json").exists()
-
-
-def _run_fingerprint(folder: Path) -> str | None:
-    """The config-and-data fingerprint an unfinished run was started with."""
-    from dlpipe.train import CHECKPOINT, checkpoint_fingerprint
-
-    if (folder / CHECKPOINT).exists():
-        return checkpoint_fingerprint(folder / CHECKPOINT)
-    from dlpipe.tune import FINGERPRINT
-
-    try:
-        return (folder / "tuning" / FINGERPRINT).read_text().strip()
-    except OSError:
-        return None
-
-
 def _reference(sample: dict[str, Any]) -> pd.DataFrame:
     """Training inputs with the model's predictions: the monitor's baseline."""
     frame = sample["frame"].copy()
@@ -415,17 +370,3 @@ def _reference(sample: dict[str, Any]) -> pd.DataFrame:
         if frame[column].dtype == object:
             frame[column] = frame[column].astype("string")
     return frame
-
-
-def write_text(path: Path, text: str) -> None:
-    """Write beside, then rename over: a crash leaves the old file or the new, never half of one."""
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(text)
-    tmp.replace(path)
-
-
-def write_json(path: Path, data: Any) -> None:
-    """Strict JSON (an undefined metric, NaN, becomes null), replaced atomically."""
-    from dlpipe.package import json_default, strict_json
-
-    write_text(path, json.dumps(strict_json(data), indent=2, default=json_default, allow_nan=False))

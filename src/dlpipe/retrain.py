@@ -81,9 +81,10 @@ def retrain(
     """Train a challenger on fresh data and feedback; promote it only if it is better on the newest rows."""
     from dlpipe import metrics
     from dlpipe.collect import collect
-    from dlpipe.pipeline import Pipeline, write_json
+    from dlpipe.pipeline import Pipeline
     from dlpipe.prepare.target import resolve_target
     from dlpipe.registry import pipeline_registry
+    from dlpipe.rundir import write_json
 
     spec = Pipeline.from_yaml(pipeline).spec
     registry = pipeline_registry(spec, run_dir)

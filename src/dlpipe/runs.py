@@ -17,6 +17,7 @@ from typing import Any
 import yaml
 
 from dlpipe.errors import ArtifactError
+from dlpipe.rundir import resumable
 
 COMPLETE, INTERRUPTED, FAILED, UNREADABLE = "complete", "interrupted", "failed", "unreadable"
 SPLITS = ("validation", "test")
@@ -91,7 +92,7 @@ def load_run(folder: Path, *, history: bool = True) -> Run:
         raise ArtifactError(f"unreadable run file: {exc}", where=str(folder)) from None
     if metrics is not None:
         status = COMPLETE
-    elif (folder / "checkpoint.safetensors").exists() or (folder / "tuning" / "study.db").exists():
+    elif resumable(folder):
         status = INTERRUPTED
     else:
         status = FAILED

@@ -20,14 +20,13 @@ from safetensors.torch import load_file, save_file
 
 from dlpipe.errors import ResumeError
 from dlpipe.model import Head
+from dlpipe.rundir import CHECKPOINT
 
 if TYPE_CHECKING:
     from dlpipe.model import Net
     from dlpipe.pipeline import Reporter
     from dlpipe.prepare import Prepared
     from dlpipe.spec import PipelineSpec, Training
-
-CHECKPOINT = "checkpoint.safetensors"
 
 
 @dataclass

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from dlpipe.rundir import STUDY_FINGERPRINT
 from dlpipe.spec.tuning import tuning_of
 from dlpipe.tune.output import TrialRow, best_row
 from dlpipe.tune.space import check_columns, touches_features, trial_spec
@@ -26,7 +27,7 @@ if TYPE_CHECKING:
 
 __all__ = ["FINGERPRINT", "Tuned", "tune"]
 
-FINGERPRINT = "fingerprint"  # tuning/fingerprint: the config and data a search belongs to (for --resume)
+FINGERPRINT = Path(STUDY_FINGERPRINT).name  # tuning/fingerprint: the config and data a search belongs to (--resume)
 
 
 @dataclass
@@ -65,7 +66,7 @@ def tune(
     tuning = folder / "tuning"
     tuning.mkdir(exist_ok=True)
     if not (tuning / FINGERPRINT).exists():
-        from dlpipe.pipeline import write_text
+        from dlpipe.rundir import write_text
 
         write_text(tuning / FINGERPRINT, fingerprint)
     total = cfg.total_trials

@@ -158,14 +158,14 @@ def _evaluator() -> optuna.importance.FanovaImportanceEvaluator:
 
 def write_csv(folder: Path, rows: list[TrialRow], cfg: Tuning) -> None:
     """trials.csv, replaced atomically."""
-    from dlpipe.pipeline import write_text
+    from dlpipe.rundir import write_text
 
     write_text(folder / "trials.csv", trials_csv(rows, list(cfg.space)))
 
 
 def write(folder: Path, rows: list[TrialRow], cfg: Tuning, metric: Metric, best: TrialRow | None) -> dict[str, Any]:
     """trials.csv and summary.json in `folder`, each replaced atomically; returns the summary."""
-    from dlpipe.pipeline import write_json
+    from dlpipe.rundir import write_json
 
     folder.mkdir(parents=True, exist_ok=True)
     write_csv(folder, rows, cfg)
