@@ -44,7 +44,7 @@ def resumable(folder: Path) -> bool:
 def run_fingerprint(folder: Path) -> str | None:
     """The config-and-data fingerprint an unfinished run was started with."""
     if (folder / CHECKPOINT).exists():
-        from dlpipe.train import checkpoint_fingerprint
+        from dlpipe.checkpoint import checkpoint_fingerprint
 
         return checkpoint_fingerprint(folder / CHECKPOINT)
     try:

@@ -26,7 +26,9 @@ from typing import TYPE_CHECKING, Any
 
 import torch
 
-from dlpipe.train import CHECKPOINT, Replica, TrainState, checkpoint_fingerprint, fit_network
+from dlpipe.checkpoint import TrainState, checkpoint_fingerprint
+from dlpipe.rundir import CHECKPOINT
+from dlpipe.train import Replica, fit_network
 
 if TYPE_CHECKING:
     from dlpipe.model import Head, Net

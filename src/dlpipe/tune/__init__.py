@@ -18,12 +18,12 @@ from dlpipe.tune.space import check_columns, touches_features, trial_spec
 from dlpipe.tune.trial import Search, load_weights
 
 if TYPE_CHECKING:
+    from dlpipe.checkpoint import TrainState
     from dlpipe.collect import Collected
     from dlpipe.model import Head, Net
     from dlpipe.pipeline import Reporter
     from dlpipe.prepare import Prepared
     from dlpipe.spec import PipelineSpec
-    from dlpipe.train import TrainState
 
 __all__ = ["FINGERPRINT", "Tuned", "tune"]
 

@@ -16,11 +16,11 @@ from dlpipe.tune.space import touches_features, trial_spec
 if TYPE_CHECKING:
     import torch
 
+    from dlpipe.checkpoint import TrainState
     from dlpipe.collect import Collected
     from dlpipe.model import Head, Net
     from dlpipe.prepare import Prepared
     from dlpipe.spec import PipelineSpec, Tuning
-    from dlpipe.train import TrainState
 
 # (epoch, validation value) after every epoch; raises to stop a trial the pruner cuts
 Report = Callable[[int, float], None]
@@ -94,7 +94,7 @@ def load_weights(path: Path, net: torch.nn.Module) -> TrainState:
     from safetensors import safe_open
     from safetensors.torch import load_file
 
-    from dlpipe.train import state_from_json
+    from dlpipe.checkpoint import state_from_json
 
     with safe_open(str(path), framework="pt") as f:
         meta = f.metadata()
