@@ -222,7 +222,9 @@ class Pipeline:
         for line in describe(decision):
             reporter.info(line)
         results = evaluate_splits(net, head, prepared, threshold=decision.threshold)
-        write_json(folder / EXAMPLES, results["test"].pop("examples"))
+        examples = results["test"].pop("examples", None)  # none for a split streamed to disk
+        if examples is not None:
+            write_json(folder / EXAMPLES, examples)
         if tuned is not None and tuned.validation is not None:
             results["validation"] = tuned.validation  # the refit trained on validation: score the trial's model
         from dlpipe.baseline import fit_baseline

@@ -54,8 +54,11 @@ def test_search_keeps_the_best_trial_and_records_every_trial(tmp_path):
     assert summary["trials"] == {"complete": len(complete), "pruned": len(pruned), "fail": 0, "repeat": 0, "total": 12}
     assert [h["best"] for h in summary["history"]] == sorted((h["best"] for h in summary["history"]), reverse=True)
     assert set(summary["importances"]) <= set(SPACE) and summary["importances"]
-    # the run's model is the best trial's: its validation score is the trial's, and its config the trial's
-    assert result.metrics["validation"]["log_loss"] == pytest.approx(summary["best"]["value"], abs=1e-6)
+    # the run's model is the best trial's: its validation score before calibration is the trial's (the
+    # temperature, fitted on validation, only lowers it), and its config the trial's
+    calibration = result.metrics["decision"]["validation_log_loss"]
+    assert calibration["before"] == pytest.approx(summary["best"]["value"], abs=1e-6)
+    assert result.metrics["validation"]["log_loss"] <= calibration["before"]
     model = json.loads((result.model_folder / "model.json").read_text())["pipeline"]
     params = summary["best"]["params"]
     assert model["training"]["learning_rate"] == pytest.approx(params["training.learning_rate"])
