@@ -35,6 +35,11 @@ def tabular(tmp_path):
     return frame, {"features": {"when": {"type": "datetime"}}, "model": model}
 
 
+def periodic(tmp_path):
+    frame, sections = tabular(tmp_path)
+    return frame, {**sections, "model": {"numeric_embedding": 8, "numeric_embedding_kind": "periodic"}}
+
+
 def texts(encoder):
     def make(tmp_path):
         frame = pd.read_csv(EXAMPLES / "support_tickets" / "tickets.csv").head(300)
@@ -72,6 +77,7 @@ def audio(tmp_path):
 
 CASES = {
     "tabular": tabular,
+    "tabular-periodic": periodic,
     "text-bag": texts("bag"),
     "text-cnn": texts("cnn"),
     "text-transformer": texts("transformer"),

@@ -104,7 +104,7 @@ class Numeric(FeatureType):
     def encoder(self, states: list[dict[str, Any]], model: ModelSpec) -> NumericEmbedding:
         from dlpipe.features.encoders import NumericEmbedding
 
-        return NumericEmbedding(len(states), model.numeric_embedding)
+        return NumericEmbedding(len(states), model.numeric_embedding, model.numeric_embedding_kind)
 
 
 def _safe(spread: float) -> float:

@@ -292,6 +292,9 @@ class ModelSpec(_Strict):
     numeric_embedding: Whole = Field(
         0, ge=0, le=512, description="per-feature numeric embedding size; 0 feeds raw values"
     )
+    numeric_embedding_kind: Literal["linear", "periodic"] = Field(
+        "linear", description="linear: a linear map of each value; periodic (PLR): sin/cos at learned frequencies"
+    )
     ensemble: Whole = Field(1, ge=1, le=64, description="networks trained together and averaged")
     skip: bool = Field(True, description="add a linear path from the encoded inputs to the output")
     linear_candidate: bool = Field(
