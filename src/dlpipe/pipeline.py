@@ -7,10 +7,8 @@ from __future__ import annotations
 
 import hashlib
 import json
-import secrets
 import time
 from dataclasses import dataclass, field
-from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
@@ -18,7 +16,6 @@ import numpy as np
 import pandas as pd
 
 from dlpipe.collect import Collected, collect
-from dlpipe.errors import ResumeError
 from dlpipe.metrics import check_goal
 from dlpipe.prepare import UNSEEN_CLASS
 from dlpipe.spec import PipelineSpec, load_spec, validate_spec
@@ -131,6 +128,10 @@ class Pipeline:
     def _run(
         self, run_dir: Path, resume: bool, reporter: Reporter, warm_start: str | Path | None, tracking: Tracking
     ) -> RunResult:
+        from dlpipe.baseline import fit_baseline
+        from dlpipe.budget import Budget
+
+        budget = Budget(self.spec.budget)  # the clock starts here: the budget covers the whole run
         seconds: dict[str, float] = {}
         clock = time.perf_counter()
 
@@ -156,22 +157,28 @@ class Pipeline:
             reporter.info(line)
         resolved = prepared.spec
         fingerprint = _fingerprint(resolved, prepared)
-        folder = _run_folder(run_dir, resolved.name, resume, fingerprint)
+        from dlpipe.runs import run_folder
+
+        folder = run_folder(run_dir, resolved.name, resume, fingerprint)
         write_text(folder / "pipeline.yaml", resolved.to_yaml())
         write_json(folder / "profile.json", prepared.profile)
         tracking.started(folder, resolved)
 
         from dlpipe.evaluate import evaluate_splits
 
+        baseline = fit_baseline(prepared)  # before training: what training may spend is then known
+        lap("baseline")
         tuned = None
         if resolved.tuning is not None:
             from dlpipe.train import write_history
             from dlpipe.tune import tune
 
             reporter.stage("tune")
-            tuned = tune(prepared, collected, folder, fingerprint=fingerprint, reporter=reporter)
+            tuned = tune(prepared, collected, folder, fingerprint=fingerprint, reporter=reporter, budget=budget)
             net, head, state, model_spec = tuned.net, tuned.head, tuned.state, tuned.spec
             write_history(folder / "history.jsonl", state.history, resolved.problem.metric)
+            if tuned.prepared is not prepared:  # the search changed preprocessing: the baseline follows
+                baseline = fit_baseline(tuned.prepared)
             prepared = tuned.prepared
             lap("tune")
         else:
@@ -179,7 +186,7 @@ class Pipeline:
 
             reporter.stage("train")
             net, head, state = train_model(
-                prepared, folder, resume=resume, fingerprint=fingerprint, reporter=reporter, init=init
+                prepared, folder, resume=resume, fingerprint=fingerprint, reporter=reporter, init=init, budget=budget
             )
             model_spec = resolved
             lap("train")
@@ -188,14 +195,11 @@ class Pipeline:
 
         decision = decide(net, head, prepared, model_spec, refit=tuned is not None and tuned.refit_epochs is not None)
         head = decision.head(head.kind)
-        for line in describe(decision):
+        for line in describe(decision) + budget.describe(resolved.training.epochs, state.epoch):
             reporter.info(line)
         results = evaluate_splits(net, head, prepared, threshold=decision.threshold)
         if tuned is not None and tuned.validation is not None:
             results["validation"] = tuned.validation  # the refit trained on validation: score the trial's model
-        from dlpipe.baseline import fit_baseline
-
-        baseline = fit_baseline(prepared)
         lap("evaluate_and_test")
         metrics = {
             "validation": results["validation"]["metrics"],
@@ -237,6 +241,7 @@ class Pipeline:
             reporter.info(f"no model.onnx ({onnx['error']}); serving will run the model in PyTorch")
         lap("package")
         metrics["seconds"] = seconds
+        metrics["budget"] = budget.to_dict(resolved.training.epochs) if budget.seconds else None
         from dlpipe.report import write_report
 
         write_json(folder / "metrics.json", metrics)  # its presence marks a finished run
@@ -321,49 +326,6 @@ def data_fingerprint(prepared: Prepared) -> str:
             digest.update(np.ascontiguousarray(split.inputs[key]).tobytes())
         digest.update(np.ascontiguousarray(split.y).tobytes())
     return digest.hexdigest()[:16]
-
-
-def _run_folder(root: Path, name: str, resume: bool, fingerprint: str) -> Path:
-    """A new run folder, or with `resume` the newest unfinished run of this same config and data."""
-    base = root / name
-    if not resume:
-        folder = base / f"{datetime.now():%Y%m%d-%H%M%S}-{secrets.token_hex(2)}"
-        folder.mkdir(parents=True)
-        return folder
-    unfinished = sorted((p for p in base.glob("*") if _resumable(p)), key=lambda p: p.name)
-    matching = [p for p in unfinished if _run_fingerprint(p) == fingerprint]
-    if matching:
-        return matching[-1]
-    if unfinished:
-        raise ResumeError(
-            f"{len(unfinished)} unfinished run(s) of {name!r}, none written by this pipeline file and data",
-            where=str(base),
-            fix="resume with the pipeline file and data the run started with, or run without --resume",
-        )
-    raise ResumeError(f"no unfinished run of {name!r} to resume", where=str(base), fix="run without --resume")
-
-
-def _resumable(folder: Path) -> bool:
-    """An unfinished run that left a training checkpoint or a tuning study behind."""
-    from dlpipe.train import CHECKPOINT
-    from dlpipe.tune import FINGERPRINT
-
-    started = (folder / CHECKPOINT).exists() or (folder / "tuning" / FINGERPRINT).exists()
-    return started and not (folder / "metrics.json").exists()
-
-
-def _run_fingerprint(folder: Path) -> str | None:
-    """The config-and-data fingerprint an unfinished run was started with."""
-    from dlpipe.train import CHECKPOINT, checkpoint_fingerprint
-
-    if (folder / CHECKPOINT).exists():
-        return checkpoint_fingerprint(folder / CHECKPOINT)
-    from dlpipe.tune import FINGERPRINT
-
-    try:
-        return (folder / "tuning" / FINGERPRINT).read_text().strip()
-    except OSError:
-        return None
 
 
 def _reference(sample: dict[str, Any]) -> pd.DataFrame:

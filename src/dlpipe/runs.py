@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import math
+import secrets
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -16,7 +17,7 @@ from typing import Any
 
 import yaml
 
-from dlpipe.errors import ArtifactError
+from dlpipe.errors import ArtifactError, ResumeError
 
 COMPLETE, INTERRUPTED, FAILED, UNREADABLE = "complete", "interrupted", "failed", "unreadable"
 SPLITS = ("validation", "test")
@@ -226,3 +227,46 @@ def curves(run: Run) -> dict[str, list[float | None]]:
 def label(index: int) -> str:
     """A, B, ... Z, then R27...: short names for runs in tables and chart legends."""
     return chr(ord("A") + index) if index < 26 else f"R{index + 1}"
+
+
+def run_folder(root: Path, name: str, resume: bool, fingerprint: str) -> Path:
+    """A new run folder, or with `resume` the newest unfinished run of this same config and data."""
+    base = root / name
+    if not resume:
+        folder = base / f"{datetime.now():%Y%m%d-%H%M%S}-{secrets.token_hex(2)}"
+        folder.mkdir(parents=True)
+        return folder
+    unfinished = sorted((p for p in base.glob("*") if _resumable(p)), key=lambda p: p.name)
+    matching = [p for p in unfinished if _run_fingerprint(p) == fingerprint]
+    if matching:
+        return matching[-1]
+    if unfinished:
+        raise ResumeError(
+            f"{len(unfinished)} unfinished run(s) of {name!r}, none written by this pipeline file and data",
+            where=str(base),
+            fix="resume with the pipeline file and data the run started with, or run without --resume",
+        )
+    raise ResumeError(f"no unfinished run of {name!r} to resume", where=str(base), fix="run without --resume")
+
+
+def _resumable(folder: Path) -> bool:
+    """An unfinished run that left a training checkpoint or a tuning study behind."""
+    from dlpipe.train import CHECKPOINT
+    from dlpipe.tune import FINGERPRINT
+
+    started = (folder / CHECKPOINT).exists() or (folder / "tuning" / FINGERPRINT).exists()
+    return started and not (folder / "metrics.json").exists()
+
+
+def _run_fingerprint(folder: Path) -> str | None:
+    """The config-and-data fingerprint an unfinished run was started with."""
+    from dlpipe.train import CHECKPOINT, checkpoint_fingerprint
+
+    if (folder / CHECKPOINT).exists():
+        return checkpoint_fingerprint(folder / CHECKPOINT)
+    from dlpipe.tune import FINGERPRINT
+
+    try:
+        return (folder / "tuning" / FINGERPRINT).read_text().strip()
+    except OSError:
+        return None

@@ -22,6 +22,7 @@ from dlpipe.errors import ResumeError
 from dlpipe.model import Head
 
 if TYPE_CHECKING:
+    from dlpipe.budget import Budget, EpochClock
     from dlpipe.model import Net
     from dlpipe.pipeline import Reporter
     from dlpipe.prepare import Prepared
@@ -120,6 +121,7 @@ def fit(
     on_epoch: Callable[[dict[str, Any], TrainState], None] | None = None,
     stop_after: int | None = None,
     start: dict[str, torch.Tensor] | None = None,
+    clock: EpochClock | None = None,
 ) -> TrainState:
     """Train until `cfg.epochs` or early stopping; the model ends with its best weights.
 
@@ -130,6 +132,9 @@ def fit(
     `start` (weights, e.g. `Net.linear_state`) competes with the best epoch as epoch 0 (best_epoch
     -1): scored on validation after training, it is kept when it validates better, and with
     `stop_after` 0. Training itself starts from the model's own weights.
+
+    `clock` (a wall-clock budget) ends training before an epoch that would overrun it, and may
+    plan fewer epochs after the first (the schedule then ends with them).
     """
     optimizer = make_optimizer(model, cfg)
     steps_per_epoch = max(1, len(train) // cfg.batch_size + (len(train) % cfg.batch_size > 1))
@@ -139,7 +144,7 @@ def fit(
     if resume:
         state, best = load_checkpoint(path, model, optimizer, fingerprint)
     last = cfg.epochs if stop_after is None else min(cfg.epochs, stop_after)
-    while state.epoch < last and not _patience_out(state, cfg):
+    while state.epoch < last and not _patience_out(state, cfg) and (clock is None or clock.next_fits()):
         epoch = state.epoch
         torch.manual_seed(cfg.seed * 100_003 + epoch)  # dropout; identical on resume
         generator = torch.Generator().manual_seed(cfg.seed * 100_019 + epoch)
@@ -167,6 +172,8 @@ def fit(
             save_checkpoint(path, model, optimizer, state, best)
         if on_epoch:
             on_epoch(record, state)
+        if clock is not None and (planned := clock.epoch_done(last)) < last:
+            last, lr_at = planned, lr_schedule(cfg.learning_rate, planned * steps_per_epoch, cfg.warmup)
     if start is not None and (score is not None or last == 0):
         # scored after training, which it leaves alone (early stopping follows the epochs only), and
         # recomputed rather than stored, so a resumed run compares exactly what it would have
@@ -311,6 +318,7 @@ def fit_network(
     threads: int | None = None,
     refit_epochs: int | None = None,
     init: dict[str, torch.Tensor] | None = None,
+    clock: EpochClock | None = None,
 ) -> tuple[Net, Head, TrainState]:
     """Build the network `spec` describes (the prepared spec by default) and train it.
 
@@ -368,6 +376,7 @@ def fit_network(
         on_epoch=on_epoch,
         stop_after=refit_epochs,
         start=start,
+        clock=clock,
     )
     return net, head, state
 
@@ -389,8 +398,11 @@ def train_model(
     fingerprint: str,
     reporter: Reporter,
     init: dict[str, torch.Tensor] | None = None,
+    budget: Budget | None = None,
 ) -> tuple[Net, Head, TrainState]:
-    """Train once, writing history.jsonl and a checkpoint every epoch."""
+    """Train once, writing history.jsonl and a checkpoint every epoch; within `budget` when it has seconds."""
+    from dlpipe.budget import EpochClock
+
     epochs, metric = prepared.spec.training.epochs, prepared.spec.problem.metric
     history = folder / "history.jsonl"
     history.write_text("")  # a resumed run rewrites the epochs its checkpoint holds, then appends
@@ -400,5 +412,11 @@ def train_model(
         reporter.epoch(record, epochs)
 
     return fit_network(
-        prepared, checkpoint_dir=folder, resume=resume, fingerprint=fingerprint, on_epoch=on_epoch, init=init
+        prepared,
+        checkpoint_dir=folder,
+        resume=resume,
+        fingerprint=fingerprint,
+        on_epoch=on_epoch,
+        init=init,
+        clock=EpochClock(budget.deadline, budget) if budget and budget.seconds else None,
     )

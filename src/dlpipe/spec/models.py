@@ -25,7 +25,7 @@ from dlpipe.spec.monitoring import Monitoring
 from dlpipe.spec.retrain import Retrain
 from dlpipe.spec.serving import Serving
 from dlpipe.spec.tracking import Tracking
-from dlpipe.spec.tuning import Tuning, check_space
+from dlpipe.spec.tuning import Duration, Tuning, check_space
 
 # the registry is the one list of feature types: a new type needs no edit here
 FeatureTypeName = Literal[(*REGISTRY, "ignore")]  # type: ignore[valid-type]
@@ -354,6 +354,9 @@ class PipelineSpec(_Strict):
     model: ModelSpec = Field(default_factory=ModelSpec)
     training: Training = Field(default_factory=Training)
     tuning: Tuning | None = Field(None, description="hyperparameter search; absent trains once")
+    budget: Duration = Field(
+        None, description="wall-clock time for the whole run, e.g. 10m: training (or the search) is cut to fit"
+    )
     serving: Serving = Field(default_factory=Serving, description="how `dlpipe serve` runs the model")
     registry: str | None = Field(
         None, description="the model registry folder (relative to this file); default dlpipe-registry beside runs/"

@@ -1,0 +1,116 @@
+"""The wall-clock budget of a run (`budget:` in pipeline.yaml): when training must end so that the
+whole run, from `Pipeline.run` to its model folder and report, keeps it.
+
+What follows training (the decision, evaluation, packaging with the ONNX export and its check,
+the report) is reserved. Its cost is mostly the ONNX exporter's fixed work, about the same CPU time
+on any table (1.1-2.4 s measured for tabular networks), but the wall time it takes depends on how
+much of a core this process gets: on a shared machine it took 4-12 s. So the reserve is that CPU
+cost divided by the share of a core the run has had so far (CPU time over wall time), with a
+margin. Training gets the rest: once its first epoch is timed it plans as many epochs as fit (the
+learning-rate schedule then ends with them), and it stops before an epoch that would overrun,
+keeping its best epoch. A search stops starting trials when its time is up, and a trial stops like
+training does.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from typing import Any
+
+AFTER_TRAINING_CPU = 3.0  # CPU seconds after training (decide, evaluate, package with ONNX, report)
+WITHOUT_ONNX_CPU = 0.5  # the same when packaging skips the ONNX export (DLPIPE_ONNX=off)
+EVALUATION_EPOCHS = 0.5  # evaluation passes every split forward once: about half an epoch's time
+MARGIN = 1.3  # on the estimate of what follows training: the load can rise while it runs
+MIN_SHARE = 0.05  # a run that got less than this of a core is treated as getting this much
+
+Deadline = Callable[[float], float]  # the last epoch's seconds -> when training must end (time.time())
+
+
+class Budget:
+    """A run's clock; `seconds` None means no budget (training ends as configured)."""
+
+    def __init__(self, seconds: float | None) -> None:
+        self.seconds = seconds
+        self.wall0, self.cpu0 = time.time(), time.process_time()
+        self.reserved = 0.0
+        self.planned: int | None = None  # epochs the budget left room for, when fewer than configured
+        self.cut = False  # training stopped before an epoch that would have overrun
+
+    def share(self) -> float:
+        """The share of one core this process has had since the run started (at most 1: the ONNX
+        export after training is single-threaded)."""
+        wall = time.time() - self.wall0
+        if wall < 1.0:
+            return 1.0
+        return min(1.0, max(MIN_SHARE, (time.process_time() - self.cpu0) / wall))
+
+    def deadline(self, epoch_seconds: float = 0.0) -> float:
+        """When training must end: the budget's end less the reserve for what follows, recomputed
+        from the share of a core the run gets now. Infinite without a budget."""
+        if self.seconds is None:
+            return float("inf")
+        from dlpipe.package import onnx_wanted
+
+        cpu = AFTER_TRAINING_CPU if onnx_wanted() else WITHOUT_ONNX_CPU
+        self.reserved = MARGIN * (cpu / self.share() + EVALUATION_EPOCHS * epoch_seconds)
+        return self.wall0 + self.seconds - self.reserved
+
+    def elapsed(self) -> float:
+        return time.time() - self.wall0
+
+    def to_dict(self, epochs: int) -> dict[str, Any]:
+        """What metrics.json records of the budget (null without one)."""
+        return {
+            "seconds": self.seconds,
+            "reserved_after_training": round(self.reserved, 2),
+            "epochs_configured": epochs,
+            "epochs_planned": self.planned,
+            "cut": self.cut or self.planned is not None,
+            "seconds_to_metrics": round(self.elapsed(), 2),
+        }
+
+    def describe(self, epochs: int, ran: int) -> list[str]:
+        """A line for the terminal when the budget shortened training."""
+        if self.planned is None and not self.cut:
+            return []
+        why = f"planned {self.planned} of {epochs} epochs" if self.planned is not None else f"{epochs} epochs planned"
+        stop = f"; stopped after epoch {ran}: the next would overrun" if self.cut else ""
+        return [
+            f"budget {self.seconds:g} s cut training: {why}{stop} "
+            f"({self.reserved:.1f} s reserved for evaluation and packaging)"
+        ]
+
+
+class EpochClock:
+    """What the training loop asks of a budget: does another epoch fit, and how many fit at all."""
+
+    def __init__(self, deadline: Deadline, budget: Budget | None = None) -> None:
+        # with `budget` (the run's own training) it plans epochs and records the cut; a trial only stops
+        self.deadline, self.budget = deadline, budget
+        self.epoch_seconds: list[float] = []
+        self.started = time.time()
+
+    def next_fits(self) -> bool:
+        """Whether one more epoch, as long as the slowest of the last three, ends before the deadline.
+        The first always runs: a model needs weights."""
+        now = time.time()
+        self.started = now
+        if not self.epoch_seconds:
+            return True
+        longest = max(self.epoch_seconds[-3:])
+        fits = now + longest <= self.deadline(longest)
+        if not fits and self.budget is not None:
+            self.budget.cut = True
+        return fits
+
+    def epoch_done(self, epochs: int) -> int:
+        """Times the epoch just run; after the first, the epochs that fit when fewer than `epochs`."""
+        seconds = time.time() - self.started
+        self.epoch_seconds.append(seconds)
+        if self.budget is None or len(self.epoch_seconds) != 1:
+            return epochs
+        fit = max(1, 1 + int((self.deadline(seconds) - time.time()) / max(seconds, 1e-6)))
+        if fit < epochs:
+            self.budget.planned = fit
+        return min(fit, epochs)
