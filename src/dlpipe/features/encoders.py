@@ -8,7 +8,7 @@ import torch
 from torch import nn
 
 FREQUENCIES = 16  # sin/cos pairs per feature of the periodic embedding
-PERIODIC_SCALE = 1.0  # standard deviation of the initial frequencies, in standardised units
+PERIODIC_SCALE = 0.1  # standard deviation of the initial frequencies (0.1 beat 1 and 0.03: benchmarks/README.md)
 
 
 class NumericEmbedding(nn.Module):

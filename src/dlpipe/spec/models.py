@@ -22,6 +22,8 @@ from pydantic import (
 from dlpipe.features import REGISTRY
 from dlpipe.metrics import METRICS
 from dlpipe.spec.monitoring import Monitoring
+from dlpipe.spec.presets import NAMES as PRESET_NAMES
+from dlpipe.spec.presets import apply_preset
 from dlpipe.spec.retrain import Retrain
 from dlpipe.spec.serving import Serving
 from dlpipe.spec.tracking import Tracking
@@ -285,6 +287,9 @@ UNION_TAGS = {"path", "file", "sql", "builtin", "folder", "ignore", "spec"}
 
 
 class ModelSpec(_Strict):
+    preset: Literal[PRESET_NAMES] = Field(  # type: ignore[valid-type]
+        "balanced", description="fast | balanced | best: a bundle of model and training settings; keys set win"
+    )
     layers: Whole = Field(2, ge=1, le=16, description="hidden layers of the MLP")
     hidden: Whole = Field(128, ge=4, le=8192, description="width of each hidden layer")
     dropout: float = Field(0.5, ge=0.0, lt=1.0)
@@ -366,6 +371,11 @@ class PipelineSpec(_Strict):
         default_factory=Monitoring, description="the prediction store and how `dlpipe monitor` judges it"
     )
     tracking: Tracking | None = Field(None, description="also log runs to MLflow or TensorBoard; absent logs nowhere")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _preset(cls, data: Any) -> Any:
+        return apply_preset(data)
 
     @field_validator("features", mode="before")
     @classmethod

@@ -1,0 +1,55 @@
+"""`model.preset`: fast | balanced | best, each a bundle of model and training settings.
+
+A preset fills in every model and training key the file leaves out; a key the file sets wins. The
+resolved pipeline.yaml of a run writes the preset and every value it chose. `balanced` is the
+default and its values are the fields' own defaults in `models.py` (a test holds them equal), so a
+`ModelSpec()` built in code is the balanced model too. How the bundles were chosen, with the
+figures: benchmarks/README.md, "quality.py".
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+DEFAULT = "balanced"
+
+PRESETS: dict[str, dict[str, dict[str, Any]]] = {
+    # a small network and a short schedule: a few seconds on the examples
+    "fast": {
+        "model": {"layers": 1, "hidden": 64, "dropout": 0.3, "ensemble": 1, "numeric_embedding": 0},
+        "training": {"epochs": 30, "early_stopping": 5, "learning_rate": 3e-3, "weight_decay": 1e-4},
+    },
+    "balanced": {
+        "model": {"layers": 2, "hidden": 128, "dropout": 0.5, "ensemble": 1, "numeric_embedding": 0},
+        "training": {"epochs": 100, "early_stopping": 10, "learning_rate": 1e-3, "weight_decay": 1e-4},
+    },
+    # TabM-style: members sharing the encoders, averaged; PLR embeddings; a longer schedule
+    "best": {
+        "model": {
+            "layers": 2,
+            "hidden": 128,
+            "dropout": 0.5,
+            "ensemble": 4,
+            "numeric_embedding": 16,
+            "numeric_embedding_kind": "periodic",
+        },
+        "training": {"epochs": 200, "early_stopping": 20, "learning_rate": 1e-3, "weight_decay": 1e-4},
+    },
+}
+NAMES = tuple(PRESETS)
+
+
+def apply_preset(raw: Any) -> Any:
+    """A pipeline dict with the preset's values filled in where the file sets none. Anything not a
+    dict, or an unknown preset, is left for validation to refuse by name."""
+    if not isinstance(raw, dict) or not isinstance(raw.get("model", {}), dict):
+        return raw
+    bundle = PRESETS.get((raw.get("model") or {}).get("preset", DEFAULT))
+    if bundle is None:
+        return raw
+    out = dict(raw)
+    for section, values in bundle.items():
+        given = out.get(section)
+        if given is None or isinstance(given, dict):
+            out[section] = {**values, **(given or {})}
+    return out
