@@ -14,11 +14,13 @@ training does.
 
 from __future__ import annotations
 
+import sys
 import time
 from collections.abc import Callable
 from typing import Any
 
-AFTER_TRAINING_CPU = 3.0  # CPU seconds after training (decide, evaluate, package with ONNX, report)
+AFTER_TRAINING_CPU = 1.8  # CPU seconds after training (decide, evaluate, package with ONNX, report): 1.1-1.5
+COLD_EXPORT_CPU = 1.2  # more the first time a process exports (the exporter's libraries load): 2.4 in all
 WITHOUT_ONNX_CPU = 0.5  # the same when packaging skips the ONNX export (DLPIPE_ONNX=off)
 EVALUATION_EPOCHS = 0.5  # evaluation passes every split forward once: about half an epoch's time
 MARGIN = 1.3  # on the estimate of what follows training: the load can rise while it runs
@@ -41,7 +43,7 @@ class Budget:
         """The share of one core this process has had since the run started (at most 1: the ONNX
         export after training is single-threaded)."""
         wall = time.time() - self.wall0
-        if wall < 1.0:
+        if wall < 0.25:  # too short to tell
             return 1.0
         return min(1.0, max(MIN_SHARE, (time.process_time() - self.cpu0) / wall))
 
@@ -52,7 +54,9 @@ class Budget:
             return float("inf")
         from dlpipe.package import onnx_wanted
 
-        cpu = AFTER_TRAINING_CPU if onnx_wanted() else WITHOUT_ONNX_CPU
+        cpu = WITHOUT_ONNX_CPU
+        if onnx_wanted():
+            cpu = AFTER_TRAINING_CPU + (0.0 if "onnxscript" in sys.modules else COLD_EXPORT_CPU)
         self.reserved = MARGIN * (cpu / self.share() + EVALUATION_EPOCHS * epoch_seconds)
         return self.wall0 + self.seconds - self.reserved
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import numpy as np
+import pandas as pd
 import pytest
 import yaml
 
@@ -9,7 +11,7 @@ from conftest import tiny_config
 from dlpipe.errors import ConfigError
 from dlpipe.pipeline import Pipeline
 from dlpipe.spec import ModelSpec, Training, validate_spec
-from dlpipe.spec.presets import DEFAULT, PRESETS
+from dlpipe.spec.presets import DEFAULT, EMBEDDING_ROWS, EMBEDDING_SIZE, PRESETS, auto_numeric_embedding
 
 BASE = {"name": "p", "problem": {"task": "classification", "target": "t"}, "data": {"source": "t.csv"}}
 
@@ -60,3 +62,13 @@ def test_the_resolved_file_of_a_run_shows_the_preset_and_what_it_chose(tmp_path)
     assert result.metrics["epochs_run"] <= PRESETS["fast"]["training"]["epochs"]
     # re-reading the resolved file gives the same settings: nothing is filled in twice
     assert validate_spec(written).model_dump() == Pipeline.from_dict(written).spec.model_dump()
+
+
+@pytest.mark.parametrize(("rows", "size"), [(300, 0), (15_000, EMBEDDING_SIZE)])
+def test_auto_numeric_embeddings_are_settled_by_the_training_rows(rows, size):
+    rng = np.random.default_rng(0)
+    frame = pd.DataFrame({"a": rng.normal(size=rows), "b": rng.normal(size=rows)})
+    frame["t"] = frame["a"] > 0
+    spec = Pipeline.from_dict({**BASE, "data": {}}, data=frame).prepare().spec
+    assert spec.model.numeric_embedding == size and spec.model.numeric_embedding_kind == "periodic"
+    assert auto_numeric_embedding(EMBEDDING_ROWS) == EMBEDDING_SIZE > auto_numeric_embedding(EMBEDDING_ROWS - 1)

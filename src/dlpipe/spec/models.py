@@ -294,11 +294,12 @@ class ModelSpec(_Strict):
     hidden: Whole = Field(128, ge=4, le=8192, description="width of each hidden layer")
     dropout: float = Field(0.5, ge=0.0, lt=1.0)
     norm: Literal["batch", "layer", "none"] = "batch"
-    numeric_embedding: Whole = Field(
-        0, ge=0, le=512, description="per-feature numeric embedding size; 0 feeds raw values"
+    numeric_embedding: Annotated[Whole, Field(ge=0, le=512)] | Literal["auto"] = Field(
+        "auto",
+        description="per-feature numeric embedding size; 0 feeds raw values; auto: 16 from 10,000 training rows",
     )
     numeric_embedding_kind: Literal["linear", "periodic"] = Field(
-        "linear", description="linear: a linear map of each value; periodic (PLR): sin/cos at learned frequencies"
+        "periodic", description="linear: a linear map of each value; periodic (PLR): sin/cos at learned frequencies"
     )
     ensemble: Whole = Field(1, ge=1, le=64, description="networks trained together and averaged")
     skip: bool = Field(True, description="add a linear path from the encoded inputs to the output")
