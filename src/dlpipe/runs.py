@@ -251,7 +251,7 @@ def run_folder(root: Path, name: str, resume: bool, fingerprint: str) -> Path:
 
 def _resumable(folder: Path) -> bool:
     """An unfinished run that left a training checkpoint or a tuning study behind."""
-    from dlpipe.train import CHECKPOINT
+    from dlpipe.checkpoint import CHECKPOINT
     from dlpipe.tune import FINGERPRINT
 
     started = (folder / CHECKPOINT).exists() or (folder / "tuning" / FINGERPRINT).exists()
@@ -260,7 +260,7 @@ def _resumable(folder: Path) -> bool:
 
 def _run_fingerprint(folder: Path) -> str | None:
     """The config-and-data fingerprint an unfinished run was started with."""
-    from dlpipe.train import CHECKPOINT, checkpoint_fingerprint
+    from dlpipe.checkpoint import CHECKPOINT, checkpoint_fingerprint
 
     if (folder / CHECKPOINT).exists():
         return checkpoint_fingerprint(folder / CHECKPOINT)

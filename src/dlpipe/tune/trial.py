@@ -106,7 +106,7 @@ def load_weights(path: Path, net: torch.nn.Module) -> TrainState:
     from safetensors import safe_open
     from safetensors.torch import load_file
 
-    from dlpipe.train import state_from_json
+    from dlpipe.checkpoint import state_from_json
 
     with safe_open(str(path), framework="pt") as f:
         meta = f.metadata()
