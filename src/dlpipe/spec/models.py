@@ -324,13 +324,6 @@ class ModelSpec(_Strict):
     )
 
 
-def auto_batch_size(train_rows: int) -> int:
-    """Small tables need many small steps; large ones fill the CPU with bigger batches."""
-    import math
-
-    return int(min(512, max(32, 2 ** round(math.log2(max(1, train_rows / 16))))))
-
-
 class Training(_Strict):
     epochs: Whole = Field(100, ge=1, le=100_000)
     batch_size: Whole | Literal["auto"] = Field(

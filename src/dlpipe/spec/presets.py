@@ -9,6 +9,7 @@ figures: benchmarks/README.md, "quality.py".
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 DEFAULT = "balanced"
@@ -46,6 +47,12 @@ PRESETS: dict[str, dict[str, dict[str, Any]]] = {
     },
 }
 NAMES = tuple(PRESETS)
+
+
+def auto_batch_size(train_rows: int) -> int:
+    """`training.batch_size: auto`: small tables need many small steps; large ones fill the CPU with
+    bigger batches."""
+    return int(min(512, max(32, 2 ** round(math.log2(max(1, train_rows / 16))))))
 
 
 def auto_numeric_embedding(train_rows: int) -> int:
