@@ -19,7 +19,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-AFTER_TRAINING_CPU = 1.8  # CPU seconds after training (decide, evaluate, package with ONNX, report): 1.1-1.5
+AFTER_TRAINING_CPU = 1.5  # CPU seconds after training (decide, evaluate, package with ONNX, report): 1.1-1.5
 COLD_EXPORT_CPU = 1.2  # more the first time a process exports (the exporter's libraries load): 2.4 in all
 WITHOUT_ONNX_CPU = 0.5  # the same when packaging skips the ONNX export (DLPIPE_ONNX=off)
 EVALUATION_EPOCHS = 0.5  # evaluation passes every split forward once: about half an epoch's time
@@ -108,13 +108,16 @@ class EpochClock:
             self.budget.cut = True
         return fits
 
-    def epoch_done(self, epochs: int) -> int:
-        """Times the epoch just run; after the first, the epochs that fit when fewer than `epochs`."""
-        seconds = time.time() - self.started
-        self.epoch_seconds.append(seconds)
-        if self.budget is None or len(self.epoch_seconds) != 1:
+    def epoch_done(self, done: int, epochs: int) -> int:
+        """Times the epoch just run (`done` epochs so far); returns the epochs that fit, when fewer
+        than `epochs`. Planned again after every epoch, as the load changes: the schedule only ever
+        shortens."""
+        self.epoch_seconds.append(time.time() - self.started)
+        if self.budget is None:
             return epochs
-        fit = max(1, 1 + int((self.deadline(seconds) - time.time()) / max(seconds, 1e-6)))
+        seconds = sum(self.epoch_seconds[-3:]) / len(self.epoch_seconds[-3:])
+        left = (self.deadline(seconds) - time.time()) / max(seconds, 1e-6)
+        fit = done + max(0, int(left))
         if fit < epochs:
             self.budget.planned = fit
         return min(fit, epochs)

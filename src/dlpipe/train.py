@@ -169,7 +169,8 @@ def fit(
             save_checkpoint(path, model, optimizer, state, best)
         if on_epoch:
             on_epoch(record, state)
-        if clock is not None and (planned := clock.epoch_done(last)) < last:
+        # a budget that fits fewer epochs than planned: the schedule ends with them
+        if clock is not None and (planned := clock.epoch_done(state.epoch, last)) < last:
             last, lr_at = planned, lr_schedule(cfg.learning_rate, planned * steps_per_epoch, cfg.warmup)
     if start is not None and (score is not None or last == 0):
         # scored after training, which it leaves alone (early stopping follows the epochs only), and
