@@ -35,17 +35,24 @@ class Budget:
     def __init__(self, seconds: float | None) -> None:
         self.seconds = seconds
         self.wall0, self.cpu0 = time.time(), time.process_time()
+        self.since = (self.wall0, self.cpu0)  # where the share of a core is measured from
         self.reserved = 0.0
         self.planned: int | None = None  # epochs the budget left room for, when fewer than configured
         self.cut = False  # training stopped before an epoch that would have overrun
 
     def share(self) -> float:
-        """The share of one core this process has had since the run started (at most 1: the ONNX
-        export after training is single-threaded)."""
-        wall = time.time() - self.wall0
-        if wall < 0.25:  # too short to tell
-            return 1.0
-        return min(1.0, max(MIN_SHARE, (time.process_time() - self.cpu0) / wall))
+        """The share of one core this process has had since training started, or the run when
+        that is too recent to tell (at most 1: the ONNX export after training is single-threaded)."""
+        for wall0, cpu0 in (self.since, (self.wall0, self.cpu0)):
+            wall = time.time() - wall0
+            if wall >= 0.25:
+                return min(1.0, max(MIN_SHARE, (time.process_time() - cpu0) / wall))
+        return 1.0
+
+    def training_starts(self) -> None:
+        """Measure the share from here: reading files and importing libraries wait on the disk,
+        and would make a busy machine look busier than training finds it."""
+        self.since = (time.time(), time.process_time())
 
     def deadline(self, epoch_seconds: float = 0.0) -> float:
         """When training must end: the budget's end less the reserve for what follows, recomputed
@@ -92,6 +99,8 @@ class EpochClock:
     def __init__(self, deadline: Deadline, budget: Budget | None = None) -> None:
         # with `budget` (the run's own training) it plans epochs and records the cut; a trial only stops
         self.deadline, self.budget = deadline, budget
+        if budget is not None:
+            budget.training_starts()
         self.epoch_seconds: list[float] = []
         self.started = time.time()
 
