@@ -16,7 +16,8 @@ one torch thread), and the relative difference of each dlpipe configuration to g
 The script reports and does not assert; it always exits 0.
 
     OMP_NUM_THREADS=1 python benchmarks/quality.py                    # every set, seeds 42 0 1
-    OMP_NUM_THREADS=1 python benchmarks/quality.py --quick            # wine and diabetes, one seed
+    OMP_NUM_THREADS=1 python benchmarks/quality.py --quick            # wine and diabetes, one seed, fast
+    OMP_NUM_THREADS=1 python benchmarks/quality.py --budget 0.5       # and balanced within half its time
     python benchmarks/quality.py --sets breast_cancer,diamonds_price --dlpipe 'wide={"model": {"hidden": 512}}'
 """
 
@@ -86,6 +87,7 @@ class Row:
     metric: str
     rows: int
     results: dict[str, list[Result]] = field(default_factory=dict)
+    budget: list[tuple[float, Result]] = field(default_factory=list)  # (budget seconds, the budgeted run)
 
 
 METRIC = {"classification": "log_loss", "regression": "rmse"}
@@ -101,7 +103,7 @@ def config(name: str, seed: int, extra: dict[str, Any] | None = None) -> dict[st
         "training": {"threads": 1},
     }
     for section, values in (extra or {}).items():
-        base[section] = {**base.get(section, {}), **values}
+        base[section] = {**base.get(section, {}), **values} if isinstance(values, dict) else values
     return base
 
 
@@ -167,17 +169,20 @@ def network(name: str, seed: int, extra: dict[str, Any], metric: str, runs: Path
     result = Pipeline.from_dict(config(name, seed, extra)).run(runs)
     test = result.metrics["test"]
     second = SECOND[SETS[name][2]]
-    return Result(test[metric], test[second], time.perf_counter() - start, f"{result.metrics['epochs_run']} epochs")
+    budget = result.metrics.get("budget") or {}
+    cut = f", budget cut (planned {budget['epochs_planned']})" if budget.get("cut") else ""
+    took = time.perf_counter() - start
+    return Result(test[metric], test[second], took, f"{result.metrics['epochs_run']} epochs{cut}")
 
 
-def configurations(requested: list[str]) -> dict[str, dict[str, Any]]:
+def configurations(requested: list[str], presets: list[str] = PRESETS) -> dict[str, dict[str, Any]]:
     """The dlpipe configurations to run: those asked for, else the presets the spec accepts."""
     if requested:
         return {k: json.loads(v) for k, v in (r.split("=", 1) for r in requested)}
     from dlpipe.spec import validate_spec
 
     found = {}
-    for preset in PRESETS:
+    for preset in presets:
         extra = {"model": {"preset": preset}}
         try:
             validate_spec(config("wine", 42, extra))
@@ -187,7 +192,12 @@ def configurations(requested: list[str]) -> dict[str, dict[str, Any]]:
     return found or {"default": {}}
 
 
-def measure(names: list[str], seeds: list[int], dlpipe: dict[str, dict[str, Any]]) -> list[Row]:
+def measure(
+    names: list[str], seeds: list[int], dlpipe: dict[str, dict[str, Any]], budget_share: float | None = None
+) -> list[Row]:
+    """Every model on every set and seed; with `budget_share`, the first dlpipe configuration once
+    more with `budget:` that share of its own wall time (at least 10 s), so the budget must cut
+    (balanced when it is among them)."""
     out = []
     with tempfile.TemporaryDirectory(prefix="dlpipe-quality-") as tmp:
         for name in names:
@@ -201,6 +211,13 @@ def measure(names: list[str], seeds: list[int], dlpipe: dict[str, dict[str, Any]
                 row.results.setdefault("linear", []).append(linear(prepared, task, metric))
                 for label, extra in dlpipe.items():
                     row.results.setdefault(label, []).append(network(name, seed, extra, metric.name, Path(tmp)))
+                if budget_share:
+                    label = budgeted(dlpipe)
+                    extra = dlpipe[label]
+                    seconds = max(10.0, round(budget_share * row.results[label][-1].seconds, 1))
+                    found = network(name, seed, {**extra, "budget": seconds}, metric.name, Path(tmp))
+                    found.note += f"; budget {seconds} s"
+                    row.budget.append((seconds, found))
                 print(
                     f"  {name} seed {seed}: "
                     + ", ".join(f"{k} {v[-1].value:.4f} ({v[-1].seconds:.0f} s)" for k, v in row.results.items()),
@@ -241,12 +258,39 @@ def report(rows: list[Row], seeds: list[int], dlpipe: list[str]) -> str:
             f"| {row.name} | {row.rows:,} | {row.metric} / {SECOND[task]} | " + " | ".join(cells + versus) + " |"
         )
     lines.append("")
+    lines += budget_table(rows, budgeted(dlpipe), seeds)
     for d, (level, close, worse) in wins.items():
         lines.append(
             f"ratio {d} vs gradient boosting: level or better on {level} of {len(rows)}, within 1% on {close}, "
             f"further behind on {worse} (aim for balanced: level on half, within 1% on the rest)"
         )
     return "\n".join(lines)
+
+
+def budgeted(dlpipe: Any) -> str:
+    """The configuration the budget check runs: balanced when it is measured, else the first."""
+    return "balanced" if "balanced" in dlpipe else next(iter(dlpipe), "")
+
+
+def budget_table(rows: list[Row], label: str, seeds: list[int]) -> list[str]:
+    """The budget check: each budgeted run's wall time against its budget (aim: within 10%)."""
+    if not any(row.budget for row in rows):
+        return []
+    lines = [
+        "",
+        f"| data set | seed | budget s | took s | took / budget | {label} with budget | without | epochs |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    worst = 0.0
+    for row in rows:
+        for (seconds, found), seed_result, seed in zip(row.budget, row.results[label], seeds, strict=True):
+            worst = max(worst, found.seconds / seconds)
+            lines.append(
+                f"| {row.name} | {seed} | {seconds:.0f} | {found.seconds:.1f} | {found.seconds / seconds:.2f} | "
+                f"{found.value:.4f} | {seed_result.value:.4f} | {found.note} |"
+            )
+    lines += ["", f"budget: worst took / budget {worst:.2f} (aim: at most 1.10)"]
+    return lines
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -261,6 +305,13 @@ def main(argv: list[str] | None = None) -> int:
         help="a dlpipe configuration to compare (default: the presets)",
     )
     parser.add_argument("--quick", action="store_true", help="wine and diabetes, one seed (a smoke test)")
+    parser.add_argument(
+        "--budget",
+        type=float,
+        default=None,
+        metavar="SHARE",
+        help="also run the first configuration with budget: SHARE x its own wall time (e.g. 0.5), and check it",
+    )
     args = parser.parse_args(argv)
     names = args.sets.split(",") if args.sets else QUICK_SETS if args.quick else list(SETS)
     seeds = [int(s) for s in args.seeds.split(",")] if args.seeds else [42] if args.quick else SEEDS
@@ -268,8 +319,8 @@ def main(argv: list[str] | None = None) -> int:
     warnings.filterwarnings("ignore")
     start = time.perf_counter()
     try:
-        dlpipe = configurations(args.dlpipe)
-        print(report(measure(names, seeds, dlpipe), seeds, list(dlpipe)))
+        dlpipe = configurations(args.dlpipe, ["fast"] if args.quick else PRESETS)
+        print(report(measure(names, seeds, dlpipe, args.budget), seeds, list(dlpipe)))
         print(f"\nwall time {time.perf_counter() - start:.0f} s")
     except Exception:  # a report, not a test: show what failed, still exit 0
         traceback.print_exc()

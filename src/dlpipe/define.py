@@ -142,8 +142,9 @@ def init_pipeline(
         value = "ignore" if kind == "ignore" else f"{{type: {kind}}}"
         lines.append(f"  {_q(column)}: {value}   # {_comment(reason)}")
     lines += [
-        "model: {layers: 2, hidden: 128, dropout: 0.5}",
-        "training: {epochs: 100, batch_size: auto, learning_rate: 0.001, early_stopping: 10, seed: 42}",
+        "model: {preset: balanced}   # fast | balanced | best; any model.* or training.* key set here wins",
+        "training: {seed: 42}",
+        "# budget: 10m              # wall-clock limit for the whole run; training is cut to fit",
         "# To search for better settings, uncomment (dotted paths into this file; a list is a choice):",
         "# tuning:",
         "#   method: tpe          # grid | random | tpe | cmaes",

@@ -149,6 +149,10 @@ class Pipeline:
     def _run(
         self, run_dir: Path, resume: bool, reporter: Reporter, warm_start: str | Path | None, tracking: Tracking
     ) -> RunResult:
+        from dlpipe.baseline import fit_baseline
+        from dlpipe.budget import Budget
+
+        budget = Budget(self.spec.budget)  # the clock starts here: the budget covers the whole run
         seconds: dict[str, float] = {}
         clock = time.perf_counter()
 
@@ -194,15 +198,19 @@ class Pipeline:
 
         from dlpipe.evaluate import evaluate_splits
 
+        baseline = fit_baseline(prepared)  # before training: what training may spend is then known
+        lap("baseline")
         tuned = None
         if resolved.tuning is not None:
             from dlpipe.train import write_history
             from dlpipe.tune import tune
 
             reporter.stage("tune")
-            tuned = tune(prepared, collected, folder, fingerprint=fingerprint, reporter=reporter)
+            tuned = tune(prepared, collected, folder, fingerprint=fingerprint, reporter=reporter, budget=budget)
             net, head, state, model_spec = tuned.net, tuned.head, tuned.state, tuned.spec
             write_history(folder / "history.jsonl", state.history, resolved.problem.metric)
+            if tuned.prepared is not prepared:  # the search changed preprocessing: the baseline follows
+                baseline = fit_baseline(tuned.prepared)
             prepared = tuned.prepared
             lap("tune")
         else:
@@ -210,7 +218,7 @@ class Pipeline:
 
             reporter.stage("train")
             net, head, state = train_model(
-                prepared, folder, resume=resume, fingerprint=fingerprint, reporter=reporter, init=init
+                prepared, folder, resume=resume, fingerprint=fingerprint, reporter=reporter, init=init, budget=budget
             )
             model_spec = resolved
             lap("train")
@@ -219,7 +227,7 @@ class Pipeline:
 
         decision = decide(net, head, prepared, model_spec, refit=tuned is not None and tuned.refit_epochs is not None)
         head = decision.head(head.kind)
-        for line in describe(decision):
+        for line in describe(decision) + budget.describe(resolved.training.epochs, state.epoch):
             reporter.info(line)
         results = evaluate_splits(net, head, prepared, threshold=decision.threshold)
         examples = results["test"].pop("examples", None)  # none for a split streamed to disk
@@ -227,9 +235,6 @@ class Pipeline:
             write_json(folder / EXAMPLES, examples)
         if tuned is not None and tuned.validation is not None:
             results["validation"] = tuned.validation  # the refit trained on validation: score the trial's model
-        from dlpipe.baseline import fit_baseline
-
-        baseline = fit_baseline(prepared)
         lap("evaluate_and_test")
         metrics = {
             "validation": results["validation"]["metrics"],
@@ -276,6 +281,7 @@ class Pipeline:
             reporter.info(f"no model.onnx ({onnx['error']}); serving will run the model in PyTorch")
         lap("package")
         metrics["seconds"] = seconds
+        metrics["budget"] = budget.to_dict(resolved.training.epochs) if budget.seconds else None
         from dlpipe.report import write_report
 
         write_json(folder / "metrics.json", metrics)  # its presence marks a finished run

@@ -22,6 +22,7 @@ from dlpipe.model import Head
 from dlpipe.rundir import CHECKPOINT
 
 if TYPE_CHECKING:
+    from dlpipe.budget import Budget, EpochClock
     from dlpipe.model import Net
     from dlpipe.pipeline import Reporter
     from dlpipe.prepare import Prepared
@@ -155,6 +156,7 @@ def fit(
     stop_after: int | None = None,
     start: dict[str, torch.Tensor] | None = None,
     replica: Replica = LOCAL,
+    clock: EpochClock | None = None,
 ) -> TrainState:
     """Train until `cfg.epochs` or early stopping; the model ends with its best weights.
 
@@ -167,6 +169,8 @@ def fit(
     `stop_after` 0. Training itself starts from the model's own weights.
 
     `replica` places this loop among data-parallel copies; only the main one writes checkpoints.
+    `clock` (a wall-clock budget) ends training before an epoch that would overrun it, and may
+    plan fewer epochs after the first (the schedule then ends with them).
     """
     stepped = replica.wrap(model)
     optimizer = make_optimizer(model, cfg)
@@ -178,7 +182,7 @@ def fit(
         state, best = load_checkpoint(path, model, optimizer, fingerprint)
     path = path if replica.main else None
     last = cfg.epochs if stop_after is None else min(cfg.epochs, stop_after)
-    while state.epoch < last and not _patience_out(state, cfg):
+    while state.epoch < last and not _patience_out(state, cfg) and (clock is None or clock.next_fits()):
         epoch = state.epoch
         # dropout, identical on resume; each replica masks its own rows differently
         torch.manual_seed((cfg.seed * 100_003 + epoch) * replica.world + replica.rank)
@@ -209,6 +213,9 @@ def fit(
             save_checkpoint(path, model, optimizer, state, best)
         if on_epoch:
             on_epoch(record, state)
+        # a budget that fits fewer epochs than planned: the schedule ends with them
+        if clock is not None and (planned := clock.epoch_done(state.epoch, last)) < last:
+            last, lr_at = planned, lr_schedule(cfg.learning_rate, planned * steps_per_epoch, cfg.warmup)
     if start is not None and (score is not None or last == 0):
         # scored after training, which it leaves alone (early stopping follows the epochs only), and
         # recomputed rather than stored, so a resumed run compares exactly what it would have
@@ -281,6 +288,7 @@ def fit_network(
     refit_epochs: int | None = None,
     init: dict[str, torch.Tensor] | None = None,
     replica: Replica = LOCAL,
+    clock: EpochClock | None = None,
 ) -> tuple[Net, Head, TrainState]:
     """Build the network `spec` describes (the prepared spec by default) and train it.
 
@@ -338,6 +346,7 @@ def fit_network(
         stop_after=refit_epochs,
         start=start,
         replica=replica,
+        clock=clock,
     )
     return net, head, state
 
@@ -359,8 +368,11 @@ def train_model(
     fingerprint: str,
     reporter: Reporter,
     init: dict[str, torch.Tensor] | None = None,
+    budget: Budget | None = None,
 ) -> tuple[Net, Head, TrainState]:
-    """Train once, writing history.jsonl and a checkpoint every epoch."""
+    """Train once, writing history.jsonl and a checkpoint every epoch; within `budget` when it has seconds."""
+    from dlpipe.budget import EpochClock
+
     epochs, metric = prepared.spec.training.epochs, prepared.spec.problem.metric
     history = folder / "history.jsonl"
     history.write_text("")  # a resumed run rewrites the epochs its checkpoint holds, then appends
@@ -374,5 +386,11 @@ def train_model(
 
         return fit_on_ray(prepared, folder, resume=resume, fingerprint=fingerprint, on_epoch=on_epoch, init=init)
     return fit_network(
-        prepared, checkpoint_dir=folder, resume=resume, fingerprint=fingerprint, on_epoch=on_epoch, init=init
+        prepared,
+        checkpoint_dir=folder,
+        resume=resume,
+        fingerprint=fingerprint,
+        on_epoch=on_epoch,
+        init=init,
+        clock=EpochClock(budget.deadline, budget) if budget and budget.seconds else None,
     )

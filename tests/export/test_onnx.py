@@ -31,8 +31,13 @@ def tabular(tmp_path):
         }
     )
     frame["target"] = np.where(frame["x"] + (frame["plan"] == "a") > 0.3, "yes", "no")
-    model = {"ensemble": 2, "numeric_embedding": 8}
+    model = {"ensemble": 2, "numeric_embedding": 8, "numeric_embedding_kind": "linear"}
     return frame, {"features": {"when": {"type": "datetime"}}, "model": model}
+
+
+def periodic(tmp_path):
+    frame, sections = tabular(tmp_path)
+    return frame, {**sections, "model": {"numeric_embedding": 8, "numeric_embedding_kind": "periodic", "ensemble": 2}}
 
 
 def texts(encoder):
@@ -72,6 +77,7 @@ def audio(tmp_path):
 
 CASES = {
     "tabular": tabular,
+    "tabular-periodic": periodic,
     "text-bag": texts("bag"),
     "text-cnn": texts("cnn"),
     "text-transformer": texts("transformer"),

@@ -350,3 +350,17 @@ def test_the_percentile_pruner_cuts_only_the_worst_quarter_after_its_warm_up(epo
     assert cut(7.0, warmup)  # from the end of the warm-up
     if warmup > 1:
         assert not cut(7.0, warmup - 1)  # not before
+
+
+@pytest.mark.slow
+def test_a_search_within_a_budget_stops_starting_trials_and_the_run_keeps_it(tmp_path):
+    # what a run costs besides a search on this machine now (other jobs share the cores): one short trial
+    start = time.time()
+    Pipeline.from_dict(wine({"trials": 1}, training={"epochs": 2})).run(tmp_path / "one")
+    budget = max(8.0, 3.0 * (time.time() - start))
+    start = time.time()
+    result = Pipeline.from_dict({**wine({"trials": 500}), "budget": budget}).run(tmp_path / "runs")
+    took = time.time() - start
+    assert took <= 1.1 * budget, (took, budget)
+    rows = trials_csv(result.folder)
+    assert 1 <= len(rows) < 500 and result.metrics["budget"]["seconds"] == budget

@@ -2,27 +2,41 @@
 
 from __future__ import annotations
 
+import math
+
 import torch
 from torch import nn
 
+FREQUENCIES = 16  # sin/cos pairs per feature of the periodic embedding
+PERIODIC_SCALE = 0.1  # standard deviation of the initial frequencies (0.1 beat 1 and 0.03: benchmarks/README.md)
+
 
 class NumericEmbedding(nn.Module):
-    """Per-feature linear embedding of (value, missing flag) followed by ReLU (Gorishniy et al. 2022).
+    """Per-feature embeddings of (value, missing flag), each followed by ReLU (Gorishniy et al. 2022).
 
-    With `dim == 0` the scaled values and flags are passed through unchanged.
+    `linear`: a linear map of the pair. `periodic` (PLR): the value's sin and cos at `FREQUENCIES`
+    trainable frequencies per feature (drawn from N(0, `PERIODIC_SCALE`)), with the flag, through a
+    per-feature linear layer. With `dim == 0` the scaled values and flags are passed through unchanged.
     """
 
-    def __init__(self, n_features: int, dim: int) -> None:
+    def __init__(self, n_features: int, dim: int, kind: str = "linear") -> None:
         super().__init__()
-        self.dim = dim
+        self.dim, self.kind = dim, kind
         if dim:
-            self.weight = nn.Parameter(torch.randn(n_features, 2, dim) / 2**0.5)
+            inputs = 2
+            if kind == "periodic":
+                self.frequencies = nn.Parameter(torch.randn(n_features, FREQUENCIES) * PERIODIC_SCALE)
+                inputs = 2 * FREQUENCIES + 1
+            self.weight = nn.Parameter(torch.randn(n_features, inputs, dim) / inputs**0.5)
             self.bias = nn.Parameter(torch.zeros(n_features, dim))
         self.out_dim = n_features * (dim or 2)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if not self.dim:
             return x.flatten(1)
+        if self.kind == "periodic":
+            angle = 2 * math.pi * self.frequencies * x[..., :1]  # (batch, features, frequencies)
+            x = torch.cat([torch.cos(angle), torch.sin(angle), x[..., 1:]], dim=-1)
         return torch.relu(torch.einsum("bnk,nkd->bnd", x, self.weight) + self.bias).flatten(1)
 
 

@@ -78,7 +78,9 @@ class Numeric(FeatureType):
     def encoder(self, states: list[dict[str, Any]], model: ModelSpec) -> NumericEmbedding:
         from dlpipe.features.encoders import NumericEmbedding
 
-        return NumericEmbedding(len(states), model.numeric_embedding)
+        # `auto` is settled by prepare from the training rows; a network built without it feeds raw values
+        size = 0 if model.numeric_embedding == "auto" else model.numeric_embedding
+        return NumericEmbedding(len(states), size, model.numeric_embedding_kind)
 
 
 class _Exact:

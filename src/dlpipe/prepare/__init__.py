@@ -284,7 +284,12 @@ def _resolve(
     training = spec.training
     if training.batch_size == "auto":
         training = training.model_copy(update={"batch_size": auto_batch_size(train_rows)})
-    raw = spec.model_copy(update={"problem": problem, "data": data, "training": training}).model_dump(
+    model = spec.model
+    if model.numeric_embedding == "auto":
+        from dlpipe.spec.presets import auto_numeric_embedding
+
+        model = model.model_copy(update={"numeric_embedding": auto_numeric_embedding(train_rows)})
+    raw = spec.model_copy(update={"problem": problem, "data": data, "training": training, "model": model}).model_dump(
         mode="json", exclude_none=True
     )
     raw["features"] = {

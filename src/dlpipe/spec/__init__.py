@@ -14,10 +14,10 @@ from dlpipe.spec.models import (
     Split,
     SqlSource,
     Training,
-    auto_batch_size,
     json_schema,
 )
 from dlpipe.spec.monitoring import Monitoring
+from dlpipe.spec.presets import auto_batch_size
 from dlpipe.spec.retrain import Retrain
 from dlpipe.spec.serving import Serving
 from dlpipe.spec.tracking import Tracking

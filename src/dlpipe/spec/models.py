@@ -22,10 +22,12 @@ from pydantic import (
 from dlpipe.features import REGISTRY
 from dlpipe.metrics import METRICS
 from dlpipe.spec.monitoring import Monitoring
+from dlpipe.spec.presets import NAMES as PRESET_NAMES
+from dlpipe.spec.presets import apply_preset
 from dlpipe.spec.retrain import Retrain
 from dlpipe.spec.serving import Serving
 from dlpipe.spec.tracking import Tracking
-from dlpipe.spec.tuning import Tuning, check_ray_keys, check_space
+from dlpipe.spec.tuning import Duration, Tuning, check_ray_keys, check_space
 
 # the registry is the one list of feature types: a new type needs no edit here
 FeatureTypeName = Literal[(*REGISTRY, "ignore")]  # type: ignore[valid-type]
@@ -291,12 +293,19 @@ UNION_TAGS = {"path", "file", "sql", "builtin", "folder", "ignore", "spec"}
 
 
 class ModelSpec(_Strict):
+    preset: Literal[PRESET_NAMES] = Field(  # type: ignore[valid-type]
+        "balanced", description="fast | balanced | best: a bundle of model and training settings; keys set win"
+    )
     layers: Whole = Field(2, ge=1, le=16, description="hidden layers of the MLP")
     hidden: Whole = Field(128, ge=4, le=8192, description="width of each hidden layer")
     dropout: float = Field(0.5, ge=0.0, lt=1.0)
     norm: Literal["batch", "layer", "none"] = "batch"
-    numeric_embedding: Whole = Field(
-        0, ge=0, le=512, description="per-feature numeric embedding size; 0 feeds raw values"
+    numeric_embedding: Annotated[Whole, Field(ge=0, le=512)] | Literal["auto"] = Field(
+        "auto",
+        description="per-feature numeric embedding size; 0 feeds raw values; auto: 16 from 10,000 training rows",
+    )
+    numeric_embedding_kind: Literal["linear", "periodic"] = Field(
+        "periodic", description="linear: a linear map of each value; periodic (PLR): sin/cos at learned frequencies"
     )
     ensemble: Whole = Field(1, ge=1, le=64, description="networks trained together and averaged")
     skip: bool = Field(True, description="add a linear path from the encoded inputs to the output")
@@ -319,13 +328,6 @@ class ModelSpec(_Strict):
         description="binary: the positive class's probability from which it is predicted; auto tunes it on the "
         "validation split when the metric is f1_macro or balanced_accuracy, else 0.5",
     )
-
-
-def auto_batch_size(train_rows: int) -> int:
-    """Small tables need many small steps; large ones fill the CPU with bigger batches."""
-    import math
-
-    return int(min(512, max(32, 2 ** round(math.log2(max(1, train_rows / 16))))))
 
 
 class Training(_Strict):
@@ -376,6 +378,9 @@ class PipelineSpec(_Strict):
     model: ModelSpec = Field(default_factory=ModelSpec)
     training: Training = Field(default_factory=Training)
     tuning: Tuning | None = Field(None, description="hyperparameter search; absent trains once")
+    budget: Duration = Field(
+        None, description="wall-clock time for the whole run, e.g. 10m: training (or the search) is cut to fit"
+    )
     serving: Serving = Field(default_factory=Serving, description="how `dlpipe serve` runs the model")
     registry: str | None = Field(
         None, description="the model registry folder (relative to this file); default dlpipe-registry beside runs/"
@@ -385,6 +390,11 @@ class PipelineSpec(_Strict):
         default_factory=Monitoring, description="the prediction store and how `dlpipe monitor` judges it"
     )
     tracking: Tracking | None = Field(None, description="also log runs to MLflow or TensorBoard; absent logs nowhere")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _preset(cls, data: Any) -> Any:
+        return apply_preset(data)
 
     @field_validator("features", mode="before")
     @classmethod
@@ -407,6 +417,9 @@ class PipelineSpec(_Strict):
                 "training.backend",
                 "ray trains one network; a search runs its trials with `tuning.backend` (set that to ray instead)",
             )
+        if training.backend == "ray" and self.budget is not None:
+            # each worker would judge the clock on its own and they could stop at different epochs
+            raise AtKey("budget", "is not kept by training on Ray yet; set training.epochs instead, or backend: local")
         return self
 
     @model_validator(mode="after")

@@ -263,6 +263,8 @@ def check_space(spec: PipelineSpec) -> None:
             )
         if path in PLACEMENT:
             raise AtKey(where, f"{path} says where training runs, not how; it is not a setting to search")
+        if path == "model.preset":
+            raise AtKey(where, "a preset is a bundle of settings; search the settings themselves, e.g. model.ensemble")
         if parts[0] == "features" and base.get("features", {}).get(parts[1]) == "ignore":
             raise AtKey(where, f"column {parts[1]!r} is set to ignore; it has no settings to tune")
         for value in dim.values:

@@ -18,6 +18,7 @@ from dlpipe.tune.space import check_columns, touches_features, trial_spec
 from dlpipe.tune.trial import Search, load_weights
 
 if TYPE_CHECKING:
+    from dlpipe.budget import Budget
     from dlpipe.checkpoint import TrainState
     from dlpipe.collect import Collected
     from dlpipe.model import Head, Net
@@ -51,8 +52,12 @@ def tune(
     *,
     fingerprint: str,
     reporter: Reporter,
+    budget: Budget | None = None,
 ) -> Tuned:
-    """Run (or resume) the search in `folder/tuning`, then build the run's model from the best trial."""
+    """Run (or resume) the search in `folder/tuning`, then build the run's model from the best trial.
+
+    With a `budget` (seconds), trials start and train only until the time left after what follows
+    the search (evaluation, packaging) is spent."""
     from dlpipe import metrics
     from dlpipe.errors import TuningError
     from dlpipe.model import Head, Net
@@ -60,7 +65,8 @@ def tune(
 
     spec = prepared.spec
     cfg = tuning_of(spec)
-    search = Search(spec, prepared, collected if touches_features(cfg.space) else None)
+    deadline = budget.deadline() if budget is not None and budget.seconds else None
+    search = Search(spec, prepared, collected if touches_features(cfg.space) else None, deadline)
     metric = metrics.get(spec.problem.metric)
     check_columns(spec)
     tuning = folder / "tuning"
@@ -107,11 +113,11 @@ def tune(
         net, head, state = result.net, result.head, result.state
     tuned = Tuned(best_spec, best_prepared, net, head, state, summary)
     if cfg.refit:
-        _refit(tuned, reporter)
+        _refit(tuned, reporter, deadline)
     return tuned
 
 
-def _refit(tuned: Tuned, reporter: Reporter) -> None:
+def _refit(tuned: Tuned, reporter: Reporter, deadline: float | None) -> None:
     """Retrain the best setting on train + validation for the epochs the best trial found best."""
     from dlpipe.evaluate import evaluate_split
     from dlpipe.train import fit_network
@@ -119,5 +125,8 @@ def _refit(tuned: Tuned, reporter: Reporter) -> None:
     tuned.validation = evaluate_split(tuned.net, tuned.head, tuned.prepared, "validation")
     epochs = tuned.state.best_epoch + 1
     reporter.info(f"refit: the best setting on train + validation, {epochs} epochs")
-    tuned.net, tuned.head, _ = fit_network(tuned.prepared, tuned.spec, refit_epochs=epochs)
+    from dlpipe.budget import EpochClock
+
+    clock = None if deadline is None else EpochClock(lambda _: deadline)
+    tuned.net, tuned.head, _ = fit_network(tuned.prepared, tuned.spec, refit_epochs=epochs, clock=clock)
     tuned.refit_epochs = epochs

@@ -107,7 +107,9 @@ def _work(
         with _locked(tuning / "lock"):
             counted = [t for t in study.get_trials(deepcopy=False) if _counts(t)]
             tried = {_key(values_of(t.params, cfg)) for t in counted}
-            if len(counted) >= cfg.total_trials or time.time() > deadline or len(tried) == points:
+            # the first trial runs however little time is left: a search must end with a model
+            late = time.time() > deadline and bool(counted)
+            if len(counted) >= cfg.total_trials or late or len(tried) == points:
                 return
             if repeats >= MAX_REPEATS:  # the sampler keeps proposing what is known: try something new
                 if points is None:
@@ -225,7 +227,8 @@ def search_local(
     cfg = search.tuning
     direction = "maximize" if metrics.get(search.base.problem.metric).greater_is_better else "minimize"
     existing = _prepare_study(tuning, direction)
-    deadline = time.time() + (cfg.timeout or math.inf)
+    left = search.time_left(cfg.timeout)
+    deadline = time.time() + (math.inf if left is None else left)
     seed = cfg.seed + 1000 * existing  # a resumed search draws anew rather than repeating its first draws
     context = multiprocessing.get_context("fork")  # workers share the prepared data without copying it
     stop = context.Event()

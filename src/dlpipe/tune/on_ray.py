@@ -69,7 +69,7 @@ def search_ray(
                 scheduler=_scheduler(cfg, search.base.training.epochs, search.base.training.early_stopping),
                 num_samples=cfg.total_trials,
                 max_concurrent_trials=cfg.parallel,
-                time_budget_s=cfg.timeout,
+                time_budget_s=search.time_left(cfg.timeout),
             ),
             run_config=tune.RunConfig(
                 name=name,

@@ -35,6 +35,14 @@ class Search:
     prepared: Prepared
     # only kept when trials prepare again: Ray ships a Search to every worker
     collected: tuple[Collected, Collected | None, Collected | None] | None = None
+    deadline: float | None = None  # a run's budget (time.time()): no trial starts, or trains an epoch, past it
+
+    def time_left(self, timeout: float | None) -> float | None:
+        """Seconds the search may start trials for: `tuning.timeout`, within the run's budget."""
+        import time
+
+        left = None if self.deadline is None else max(0.0, self.deadline - time.time())
+        return min((t for t in (timeout, left) if t is not None), default=None)
 
     @property
     def tuning(self) -> Tuning:
@@ -69,7 +77,11 @@ def run_trial(search: Search, params: dict[str, Any], report: Report, threads: i
     def on_epoch(record: dict[str, Any], state: TrainState) -> None:
         report(record["epoch"], record["validation"])
 
-    net, head, state = fit_network(prepared, spec, on_epoch=on_epoch, threads=threads)
+    from dlpipe.budget import EpochClock
+
+    deadline = search.deadline
+    clock = None if deadline is None else EpochClock(lambda _: deadline)
+    net, head, state = fit_network(prepared, spec, on_epoch=on_epoch, threads=threads, clock=clock)
     return TrialResult(spec, prepared, net, head, state)
 
 
