@@ -46,6 +46,28 @@ def test_a_calibrated_network_keeps_a_temperature_near_one():
     assert fit_temperature("binary", torch.from_numpy(logits).float()[:, None, :], y) == pytest.approx(1.0, abs=0.1)
 
 
+def test_a_small_flawless_validation_split_does_not_sharpen_beyond_what_it_supports():
+    """27 rows, all right: the log loss keeps falling as the temperature drops, and the fit alone went
+    to its bound; sharpening stops where the mean confidence is Laplace's (27 + 1) / (27 + 2)."""
+    rng = np.random.default_rng(3)
+    y = rng.integers(0, 3, 27)
+    logits = rng.normal(0, 0.3, (27, 3))
+    logits[np.arange(27), y] += 2.0  # right, at about 0.75 confidence
+    network = torch.from_numpy(logits).float()[:, None, :]
+    temperature = fit_temperature("multiclass", network, y)
+    assert 0.05 < temperature < 1.0
+    confidence = Head("multiclass", temperature).output(network).max(1).values.mean().item()
+    assert confidence == pytest.approx(28 / 29, abs=1e-4)
+    # a split with mistakes and an underconfident network still sharpens freely
+    y_big = rng.integers(0, 3, 3000)
+    sharp = rng.normal(0, 1.0, (3000, 3))
+    sharp[np.arange(3000), y_big] += 3.0
+    labels = _labels_from(sharp, rng)
+    assert fit_temperature("multiclass", torch.from_numpy(sharp / 2.5).float()[:, None, :], labels) == pytest.approx(
+        0.4, rel=0.1
+    )
+
+
 def test_the_threshold_is_tuned_for_f1_on_a_rare_class():
     rng = np.random.default_rng(2)
     y = (rng.random(2000) < 0.08).astype(int)
