@@ -120,7 +120,10 @@ def replay_one(table: Table, tuning: dict[str, Any], seed: int, sampler: dict[st
     cfg = Tuning.model_validate({"space": table.space, "seed": seed, "parallel": 1, **tuning})
     training = SimpleNamespace(epochs=40, early_stopping=8)
     search = SimpleNamespace(
-        tuning=cfg, base=SimpleNamespace(problem=SimpleNamespace(metric=table.metric.name), training=training)
+        tuning=cfg,
+        base=SimpleNamespace(problem=SimpleNamespace(metric=table.metric.name), training=training),
+        deadline=None,
+        time_left=lambda timeout: timeout,  # no run budget: the search's own timeout, if any
     )
 
     def from_table(_search: Any, params: dict[str, Any], report: Any, _threads: Any) -> Any:

@@ -7,6 +7,7 @@ dependency of dlpipe."""
 
 from __future__ import annotations
 
+import secrets
 from pathlib import Path
 from typing import Any
 
@@ -40,7 +41,9 @@ class TensorboardTracker:
     def start(self, folder: Path, spec: Any) -> str:
         self.metric = spec.problem.metric
         logdir = self.root / spec.name / folder.name
-        self.writer = self.writer_class(log_dir=str(logdir))
+        # event files are named by the second they were opened: a resumed run opening its writer within
+        # the same second as the run it continues would replace that run's file, and its epochs
+        self.writer = self.writer_class(log_dir=str(logdir), filename_suffix=f".{secrets.token_hex(4)}")
         return f"tracking: TensorBoard scalars in {logdir} (tensorboard --logdir {self.root})"
 
     def epoch(self, record: dict[str, Any]) -> None:
