@@ -45,3 +45,15 @@ def test_a_value_off_its_axis_leaves_a_gap_not_an_error():
 
 def test_no_trials_says_so():
     assert "no data" in parallel_coordinates(AXES, [], "trials")
+
+
+def test_line_charts_number_their_x_axis_on_a_nice_step():
+    import re
+
+    from dlpipe.plots import line_chart
+
+    chart = line_chart({"loss": ([1.0 / (i + 1) for i in range(40)], "#000")}, "loss", x_name="epoch")
+    ticks = re.findall(r'text-anchor="(?:start|middle)">([^<]+)</text>', chart)
+    assert ticks == ["epoch 1", "11", "21", "31"]  # every 10th of 40: at most 6 ticks
+    short = line_chart({"loss": ([3.0, 2.0, 1.0], "#000")}, "loss", x_name="window")
+    assert re.findall(r'text-anchor="(?:start|middle)">([^<]+)</text>', short) == ["window 1", "2", "3"]

@@ -50,8 +50,23 @@ def axes(low: float, high: float, height: int = HEIGHT) -> str:
     return "".join(lines)
 
 
-def line_chart(series: dict[str, tuple[list[float | None], str]], label: str, marks: list[int] = ()) -> str:
-    """Lines over the windows (None leaves a gap); `marks` are windows where the model version changed."""
+def x_ticks(count: int, at: Any, name: str) -> str:
+    """At most 6 numbered ticks (1-based: epoch 1, window 1) on a nice step under the plot; the first
+    says what is counted."""
+    step = next(s for s in (1, 2, 5, 10, 20, 25, 50, 100, 200, 250, 500, 1000, 10**9) if (count - 1) // s < 6)
+    labels = []
+    for i in range(0, count, step):
+        text = f"{name} {i + 1}" if i == 0 and name else str(i + 1)
+        anchor = "start" if i == 0 else "middle"
+        labels.append(f'<text x="{at(i):.1f}" y="{HEIGHT - PAD + 13}" text-anchor="{anchor}">{escape(text)}</text>')
+    return "".join(labels)
+
+
+def line_chart(
+    series: dict[str, tuple[list[float | None], str]], label: str, marks: list[int] = (), x_name: str = ""
+) -> str:
+    """Lines over the windows (None leaves a gap); `marks` are windows where the model version changed;
+    `x_name` names what the numbered x ticks count (epoch, trial, window)."""
     values = [v for points, _ in series.values() for v in points if v is not None]
     if not values:
         return svg(f'<text x="{WIDTH / 2}" y="{HEIGHT / 2}" text-anchor="middle">no data</text>', label)
@@ -63,7 +78,7 @@ def line_chart(series: dict[str, tuple[list[float | None], str]], label: str, ma
     def xy(i: int, v: float) -> str:
         return f"{PAD + 8 + i * step:.1f},{HEIGHT - PAD - (v - low) / (high - low) * (HEIGHT - 2 * PAD):.1f}"
 
-    parts = [axes(low, high)]
+    parts = [axes(low, high), x_ticks(count, lambda i: PAD + 8 + i * step, x_name)]
     for i in marks:
         x = PAD + 8 + i * step
         parts.append(f'<line x1="{x:.1f}" x2="{x:.1f}" y1="{PAD / 2}" y2="{HEIGHT - PAD}" stroke="#9b59b6" ')

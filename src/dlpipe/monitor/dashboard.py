@@ -59,7 +59,9 @@ def render(report: dict[str, Any]) -> str:
         f"generated {utc_time(report['generated'])} UTC</p>{status}"
     )
     marks = [i for i in range(1, len(windows)) if windows[i]["versions"] != windows[i - 1]["versions"]]
-    volume = line_chart({"rows per window": ([w["rows"] for w in windows], CUR)}, "rows per window", marks)
+    volume = line_chart(
+        {"rows per window": ([w["rows"] for w in windows], CUR)}, "rows per window", marks, x_name="window"
+    )
     latency = line_chart(
         {
             "p50 ms": ([w["latency_ms"]["p50"] for w in windows], CUR),
@@ -67,6 +69,7 @@ def render(report: dict[str, Any]) -> str:
         },
         "latency per window",
         marks,
+        x_name="window",
     )
     live = [w["performance"].get("metrics", {}).get(metric) for w in windows]
     estimated = [w["performance"].get("estimated", {}).get(metric) for w in windows]
@@ -74,9 +77,13 @@ def render(report: dict[str, Any]) -> str:
     series = {f"live {metric}": (live, CUR), f"estimated {metric}": (estimated, "#e69f00")}
     if test is not None:
         series[f"test {metric}"] = ([test] * len(windows), REF)
-    performance = line_chart(series, f"{metric} per window", marks)
-    coverage = line_chart({"label coverage": ([w["performance"]["coverage"] for w in windows], OK)}, "coverage")
-    drift_share = line_chart({"share of features drifting": ([w["drift_share"] for w in windows], BAD)}, "drift")
+    performance = line_chart(series, f"{metric} per window", marks, x_name="window")
+    coverage = line_chart(
+        {"label coverage": ([w["performance"]["coverage"] for w in windows], OK)}, "coverage", x_name="window"
+    )
+    drift_share = line_chart(
+        {"share of features drifting": ([w["drift_share"] for w in windows], BAD)}, "drift", x_name="window"
+    )
     latest = windows[-1] if windows else {"histogram": {}, "prediction": {}}
     prediction = _prediction_chart(latest)
     quality_rows = "".join(

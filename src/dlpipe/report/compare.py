@@ -82,10 +82,14 @@ def _diff_table(runs: list[Run]) -> str:
 def _curves(runs: list[Run]) -> str:
     per_run = [curves(r) for r in runs]
     loss = line_chart(
-        {label(i): (c["validation_loss"], _colour(i)) for i, c in enumerate(per_run)}, "validation loss per epoch"
+        {label(i): (c["validation_loss"], _colour(i)) for i, c in enumerate(per_run)},
+        "validation loss per epoch",
+        x_name="epoch",
     )
     metric = line_chart(
-        {label(i): (c["validation"], _colour(i)) for i, c in enumerate(per_run)}, "validation metric per epoch"
+        {label(i): (c["validation"], _colour(i)) for i, c in enumerate(per_run)},
+        "validation metric per epoch",
+        x_name="epoch",
     )
     names = ", ".join(dict.fromkeys(r.metric or "metric" for r in runs))
     return f"<h2>Validation loss per epoch</h2>{loss}<h2>Validation {escape(names)} per epoch</h2>{metric}"

@@ -51,9 +51,12 @@ def learning_curves(history: list[dict[str, Any]], best_epoch: int | None) -> st
         },
         "training and validation loss per epoch",
         [best_epoch - 1] if best_epoch else [],
+        x_name="epoch",
     )
     metric = epochs[0].get("metric", "metric")
-    score = line_chart({f"validation {metric}": ([h.get("validation") for h in epochs], OK)}, "validation metric")
+    score = line_chart(
+        {f"validation {metric}": ([h.get("validation") for h in epochs], OK)}, "validation metric", x_name="epoch"
+    )
     return f"{loss}{score}<p class='muted'>dashed line: the epoch whose weights were kept ({best_epoch})</p>"
 
 
@@ -167,6 +170,7 @@ def tuning_section(summary: dict[str, Any]) -> str:
     best = line_chart(
         {"best so far": ([h["best"] for h in history], CUR), "trial": ([h["value"] for h in history], REF)},
         "best value after each trial",
+        x_name="trial",
     )
     importances = summary.get("importances", {})
     shares = [(k, v, v) for k, v in importances.items()]
