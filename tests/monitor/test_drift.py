@@ -86,3 +86,12 @@ def test_embedding_drift_needs_enough_rows_of_one_width():
     assert embedding_drift(rng.normal(size=(100, 8)), rng.normal(size=(100, 4)))["method"] is None
     shifted = embedding_drift(rng.normal(size=(300, 8)), rng.normal(1.0, 1.0, size=(300, 8)))
     assert shifted["method"] == "domain_classifier" and shifted["drift"] and shifted["score"] > 0.9
+
+
+def test_psi_of_values_near_the_float_limits_is_a_number():
+    """A client may send 1.7e308 (the API fuzzer did): the bins' width overflowed and /dashboard
+    answered 500 (numpy: too many bins for data range)."""
+    reference = np.array([0.0, 1.0, 2.0, 3.0] * 25)
+    current = np.array([-1.7e308, 1.7e308, 1.0, 2.0] * 25)
+    value = psi(reference, current, numeric=True)
+    assert np.isfinite(value) and value > 0.1  # all the mass moved into the outer bins: drift

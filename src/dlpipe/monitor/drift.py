@@ -96,9 +96,14 @@ def _shares(reference: np.ndarray, current: np.ndarray, bins: int | None = None)
         ref, cur = _counts(reference, current)
     else:
         # equal-width bins over both samples, given as a range: numpy's fast path, not a search per value
-        span = (min(reference.min(), current.min()), max(reference.max(), current.max()))
-        ref = np.histogram(reference, bins, range=span)[0].astype(float)
-        cur = np.histogram(current, bins, range=span)[0].astype(float)
+        low, high = min(reference.min(), current.min()), max(reference.max(), current.max())
+        if not np.isfinite(high - low):
+            # values near the float limits (a client may send 1e308) overflow the bin width: the same
+            # equal-width bins on the values divided by the largest magnitude
+            scale = max(abs(low), abs(high))
+            reference, current, low, high = reference / scale, current / scale, low / scale, high / scale
+        ref = np.histogram(reference, bins, range=(low, high))[0].astype(float)
+        cur = np.histogram(current, bins, range=(low, high))[0].astype(float)
     ref, cur = ref / ref.sum(), cur / cur.sum()
     for shares in (ref, cur):
         positive = shares[shares > 0]
