@@ -157,7 +157,7 @@ class CachedBatches:
     ) -> Iterator[tuple[dict, torch.Tensor]]:
         import torch
 
-        from dlpipe.train import batch_indices
+        from dlpipe.train import LOCAL, batch_indices
 
         blocks = torch.randperm(math.ceil(len(self) / BLOCK_ROWS), generator=generator).tolist()
         for i in range(0, len(blocks), SHUFFLE_BLOCKS):
@@ -165,7 +165,7 @@ class CachedBatches:
             parts = [self.split.read(start, stop) for start, stop in spans]
             inputs = {k: torch.from_numpy(np.concatenate([p[k] for p in parts])) for k in parts[0]}
             y = torch.cat([self.y[start:stop] for start, stop in spans])
-            for idx in batch_indices(len(y), batch_size, generator, *([replica] if replica else [])):
+            for idx in batch_indices(len(y), batch_size, generator, replica or LOCAL):
                 yield {k: v[idx] for k, v in inputs.items()}, y[idx]
 
     def chunks(self, size: int) -> Iterator[dict[str, torch.Tensor]]:
