@@ -41,6 +41,24 @@ def with_onnx():
         os.environ["DLPIPE_ONNX"] = before
 
 
+@pytest.fixture(scope="session")
+def packaged_model(tmp_path_factory) -> Path:
+    """A model folder as packaging leaves it, model.onnx included (a tiny iris classifier, ~3 s once per
+    test process). Treat it as read-only: copy it into tmp_path before changing anything."""
+    from dlpipe import Pipeline
+
+    before = os.environ.get("DLPIPE_ONNX")
+    os.environ["DLPIPE_ONNX"] = "on"
+    try:
+        result = Pipeline.from_dict(tiny_config()).run(tmp_path_factory.mktemp("packaged") / "runs")
+    finally:
+        if before is None:
+            os.environ.pop("DLPIPE_ONNX", None)
+        else:
+            os.environ["DLPIPE_ONNX"] = before
+    return result.folder / "model"
+
+
 def tiny_config(name: str = "iris", task: str = "classification", **sections) -> dict:
     """A small pipeline on a bundled set that trains in about a second."""
     config = {

@@ -253,6 +253,10 @@ def read_manifest(folder: Path) -> dict[str, Any]:
             fix="upgrade dlpipe",
         )
     root = folder.resolve()
+    if (folder / MANIFEST).resolve().parent != root:
+        raise ArtifactError(f"{MANIFEST} is a link to a file outside the model folder", where=str(folder))
+    if WEIGHTS not in manifest["files"]:  # every file a loader reads is listed, so hashed
+        raise ArtifactError(f"{MANIFEST} does not list {WEIGHTS}", where=str(folder))
     for name, expected in manifest["files"].items():
         file = (folder / name).resolve()
         if file.parent != root:
@@ -265,7 +269,54 @@ def read_manifest(folder: Path) -> dict[str, Any]:
                 where=str(folder),
                 fix="use an intact copy of the model",
             )
+    if ONNX in manifest["files"]:
+        check_onnx(folder, manifest["files"])
     return manifest
+
+
+def check_onnx(folder: Path, files: dict[str, str]) -> None:
+    """Refuse a model.onnx that keeps tensors in files model.json does not list ("external data"):
+    ONNX Runtime would read whatever path the graph names (`../secret.bin`, `/etc/passwd`)."""
+    import onnx
+
+    try:
+        proto = onnx.load(str(folder / ONNX), load_external_data=False)
+    except Exception as exc:  # protobuf's DecodeError and onnx's own: the file is not an ONNX model
+        raise ArtifactError(f"{ONNX} is unreadable: {type(exc).__name__}", where=str(folder)) from None
+    nodes = [*proto.graph.node, *(node for function in proto.functions for node in function.node)]
+    for tensor in _onnx_tensors(proto.graph.initializer, proto.graph.sparse_initializer, nodes):
+        if tensor.external_data or tensor.data_location == onnx.TensorProto.EXTERNAL:
+            location = next((entry.value for entry in tensor.external_data if entry.key == "location"), "")
+            if location not in files:
+                raise ArtifactError(
+                    f"{ONNX} reads tensor {tensor.name!r} from {location!r}, which is not a file of the model "
+                    f"folder listed in {MANIFEST}: refused",
+                    where=str(folder),
+                    fix="export the model again, with its tensors inside model.onnx",
+                )
+
+
+def _onnx_tensors(dense: Any, sparse: Any, nodes: Any) -> Any:
+    """Every TensorProto of a graph: initializers, constants in node attributes, subgraphs' too."""
+    yield from dense
+    for tensor in sparse:
+        yield from (tensor.values, tensor.indices)
+    for node in nodes:
+        for attr in node.attribute:
+            yield from [attr.t] if attr.HasField("t") else []
+            yield from attr.tensors
+            for tensor in [*([attr.sparse_tensor] if attr.HasField("sparse_tensor") else []), *attr.sparse_tensors]:
+                yield from (tensor.values, tensor.indices)
+            for graph in [*([attr.g] if attr.HasField("g") else []), *attr.graphs]:
+                yield from _onnx_tensors(graph.initializer, graph.sparse_initializer, graph.node)
+
+
+def copy_model(folder: Path, manifest: dict[str, Any], target: Path) -> None:
+    """Copy a verified model folder's model.json and the files it lists, nothing else: a stray file
+    or link in a folder handed over (`notes -> ~/.ssh/id_rsa`) does not travel into a registry or an export."""
+    target.mkdir(parents=True, exist_ok=True)
+    for name in [MANIFEST, *manifest["files"]]:
+        shutil.copy2(folder / name, target / name)
 
 
 class Model:

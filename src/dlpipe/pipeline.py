@@ -265,7 +265,7 @@ class Pipeline:
             preprocessor=prepared.preprocessor,
             head_kind=head.kind,
             decision=decision.to_dict(),
-            pipeline=model_spec.model_dump(mode="json", exclude_none=True),
+            pipeline=model_spec.saved(),
             metrics={k: metrics[k] for k in ("validation", "test", "goal")},
             reference=_reference(results["train_sample"]),
             example=prepared.splits["train"].read(0, EXAMPLE_ROWS),

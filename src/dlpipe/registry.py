@@ -117,7 +117,7 @@ class Registry:
     ) -> Version:
         """Copy a model folder in as the next version of its name; returns that version."""
         from dlpipe import __version__
-        from dlpipe.package import find_model_folder, read_manifest
+        from dlpipe.package import copy_model, find_model_folder, read_manifest
 
         source = find_model_folder(model)
         manifest = read_manifest(source)  # a tampered or half-written folder is refused here
@@ -125,7 +125,7 @@ class Registry:
         home = self.root / name
         home.mkdir(parents=True, exist_ok=True)
         incoming = home / f".incoming-{uuid.uuid4().hex[:8]}"
-        shutil.copytree(source, incoming)
+        copy_model(source, manifest, incoming)
         placed: Path | None = None
         try:
             with self._db(write=True) as db:

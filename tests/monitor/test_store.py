@@ -122,7 +122,7 @@ def test_a_row_the_database_refuses_is_counted_and_holds_nothing_up(tmp_path):
 def test_secrets_stay_out_of_messages(monkeypatch, tmp_path):
     from dlpipe.errors import ConfigError
     from dlpipe.monitor.notify import send_webhook
-    from dlpipe.monitor.store import shown
+    from dlpipe.redact import shown_url as shown
     from dlpipe.spec import Monitoring
 
     assert shown("postgresql://app:pw@db/m?password=S3cret&sslmode=require") == (

@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING
 
 from dlpipe.collect import Collected
 from dlpipe.errors import DataError
+from dlpipe.redact import shown_url
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -30,14 +31,12 @@ def read_sql(source) -> Collected:
     return Collected(frame, shown, notes=[f"sql: {len(frame)} rows from {shown}"])
 
 
-def shown_url(text: str) -> str:
-    """The URL as errors and notes show it: the password masked."""
-    return _url(text).render_as_string(hide_password=True)
-
-
 def _url(text: str) -> URL:
     import sqlalchemy as sa
 
+    from dlpipe.spec.monitoring import expand
+
+    text = expand(text, "data.source.url") or ""
     try:
         return sa.engine.make_url(text)
     except Exception as exc:
@@ -54,7 +53,7 @@ def sql_batches(source, batch_rows: int) -> Iterator[pd.DataFrame]:
     import sqlalchemy as sa
 
     url = _url(source.url)
-    shown = url.render_as_string(hide_password=True)
+    shown = shown_url(source.url)
     _check_sqlite_file(url)
     try:
         engine = sa.create_engine(url)

@@ -84,7 +84,8 @@ def open_stream(source: Any, batch_rows: int) -> Stream:
     if isinstance(source, str):
         source = FileSource(path=source)
     if isinstance(source, SqlSource):
-        from dlpipe.collect.sql import count_sql_rows, shown_url, sql_batches
+        from dlpipe.collect.sql import count_sql_rows, sql_batches
+        from dlpipe.redact import shown_url
 
         return Stream(shown_url(source.url), lambda: sql_batches(source, batch_rows), count_sql_rows(source))
     path = Path(source.path)

@@ -22,14 +22,14 @@ PORT = 8000
 def export_docker(model: Path, out: Path) -> list[str]:
     """Write the folder; returns the files written, relative to `out`. `out` must not exist or be empty."""
     from dlpipe.errors import ConfigError
-    from dlpipe.package import find_model_folder, read_manifest
+    from dlpipe.package import copy_model, find_model_folder, read_manifest
 
     folder = find_model_folder(model)
     manifest = read_manifest(folder)  # refuse a damaged model before copying it anywhere
     if out.exists() and any(out.iterdir()):
         raise ConfigError(f"{out} exists and is not empty", fix="pass -o a new folder")
     out.mkdir(parents=True, exist_ok=True)
-    shutil.copytree(folder, out / "model")
+    copy_model(folder, manifest, out / "model")
     package = Path(dlpipe.__file__).parent
     shutil.copytree(package, out / "dlpipe", ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
     (out / "requirements.txt").write_text(requirements())

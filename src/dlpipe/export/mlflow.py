@@ -30,7 +30,7 @@ COLUMN_TYPES = {"numeric": "double", "binary": "string", "category": "string", "
 def export_mlflow(model: Path, out: Path) -> list[str]:
     """Write the folder (built beside `out`, then renamed: never half-written); returns its files."""
     from dlpipe.errors import ConfigError
-    from dlpipe.package import find_model_folder, read_manifest
+    from dlpipe.package import copy_model, find_model_folder, read_manifest
 
     folder = find_model_folder(model)
     manifest = read_manifest(folder)
@@ -39,7 +39,7 @@ def export_mlflow(model: Path, out: Path) -> list[str]:
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = out.with_name(f".{out.name}-{uuid.uuid4().hex[:8]}")
     try:
-        shutil.copytree(folder, tmp / "model")
+        copy_model(folder, manifest, tmp / "model")
         package = Path(dlpipe.__file__).parent
         shutil.copytree(package, tmp / "code" / "dlpipe", ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
         (tmp / "requirements.txt").write_text(requirements())

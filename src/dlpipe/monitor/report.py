@@ -245,7 +245,8 @@ def monitor(
     With `notify`, active alerts go to the configured webhook (its URL, which may hold a secret, is
     never part of the report). Only the latest `windows` windows are read: a store of months stays quick.
     Only rows this version answered count, unless `all_versions` (earlier versions are another model)."""
-    from dlpipe.monitor.store import Store, shown
+    from dlpipe.monitor.store import Store
+    from dlpipe.redact import shown_url
 
     baseline = model if isinstance(model, Baseline) else Baseline.from_folder(model)
     settings = baseline.settings
@@ -271,7 +272,7 @@ def monitor(
     report = {
         "model": baseline.name,
         "version": baseline.version,
-        "store": shown(url) if isinstance(url, str) else url.url,
+        "store": shown_url(url) if isinstance(url, str) else url.url,
         "generated": time.time(),
         "rows": len(rows),
         "window": size,

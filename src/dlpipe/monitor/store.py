@@ -19,6 +19,7 @@ import pandas as pd
 import sqlalchemy as sa
 
 from dlpipe.errors import DataError
+from dlpipe.redact import shown_url
 
 METADATA = sa.MetaData()
 PREDICTIONS = sa.Table(
@@ -45,20 +46,6 @@ FEEDBACK = sa.Table(
 MAX_ID = 128
 
 
-SECRET_PARAMETERS = ("password", "sslpassword", "passfile", "sslkey", "token", "secret")
-
-
-def shown(url: str) -> str:
-    """The URL with its password masked (in the user part and in query parameters): what messages
-    and reports may print."""
-    try:
-        parsed = sa.engine.make_url(url)
-        hidden = {k: "***" for k in parsed.query if k.lower() in SECRET_PARAMETERS}
-        return parsed.update_query_dict(hidden).render_as_string(hide_password=True).replace("%2A%2A%2A", "***")
-    except Exception:
-        return "<unreadable database URL>"
-
-
 class Store:
     """One database; tables are created on first use. Safe to share between threads."""
 
@@ -71,7 +58,7 @@ class Store:
         except Exception as exc:
             raise DataError(f"not a valid database URL: {exc}", where="monitoring.store") from None
         parsed = _with_installed_driver(parsed)
-        self.url = shown(url)
+        self.url = shown_url(url)
         self.sqlite = parsed.get_backend_name() == "sqlite"
         try:
             self.engine = sa.create_engine(parsed, pool_pre_ping=not self.sqlite)

@@ -10,7 +10,8 @@ from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
-OPEN_PATHS = ("/v2/health/",)  # liveness and readiness probes never need a token
+# liveness and readiness probes never need a token; exact paths, so `/v2/health/%2e%2e/...` is no way round it
+OPEN_PATHS = frozenset({"/v2/health/live", "/v2/health/ready"})
 LATENCY = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10)
 
 
@@ -92,7 +93,7 @@ class Guard:
                 status = message["status"]
             await send(message)
 
-        if self.token is not None and not scope["path"].startswith(OPEN_PATHS) and not self._allowed(scope):
+        if self.token is not None and scope["path"] not in OPEN_PATHS and not self._allowed(scope):
             await _unauthorised(sending)
         else:
             await self.app(scope, receive, sending)

@@ -11,6 +11,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from dlpipe.errors import ArtifactError
 from dlpipe.features.base import Problems
 from dlpipe.metrics import predicted
 from dlpipe.serve.inputs import RequestError
@@ -36,8 +37,6 @@ class Runtime:
         if runtime not in ("auto", "onnx", "torch"):
             raise ValueError(f"runtime is auto, onnx or torch; received {runtime!r}")
         if runtime == "onnx" and ONNX not in self.model.manifest["files"]:
-            from dlpipe.errors import ArtifactError
-
             reason = self.model.manifest.get("onnx", {}).get("error", "it was packaged without one")
             raise ArtifactError(f"the model has no model.onnx ({reason})", fix="serve with --runtime torch")
         self.kind = "onnx" if runtime != "torch" and ONNX in self.model.manifest["files"] else "torch"
@@ -45,7 +44,10 @@ class Runtime:
         if self.kind == "onnx":
             from dlpipe.export.onnx import onnx_session
 
-            self.session = onnx_session(onnx, threads=self.threads)
+            try:
+                self.session = onnx_session(onnx, threads=self.threads)
+            except Exception as exc:  # onnxruntime's own error types: a file it refuses is the model's fault
+                raise ArtifactError(f"ONNX Runtime refuses model.onnx: {str(exc)[:200]}", where=str(onnx)) from None
         else:
             import torch
 

@@ -335,8 +335,14 @@ class PipelineSpec(_Strict):
             return FeatureSpec(type="ignore")
         return value
 
+    def saved(self) -> dict[str, Any]:
+        """The resolved config as a run folder and a model keep it: the secrets in its URLs redacted."""
+        from dlpipe.redact import redacted
+
+        return redacted(self.model_dump(mode="json", exclude_none=True))
+
     def to_yaml(self) -> str:
-        return yaml.safe_dump(self.model_dump(mode="json", exclude_none=True), sort_keys=False)
+        return yaml.safe_dump(self.saved(), sort_keys=False)
 
 
 def json_schema() -> dict:

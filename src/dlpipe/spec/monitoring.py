@@ -16,6 +16,16 @@ def expand(value: str | None, where: str) -> str | None:
     copies it) names a database password or a webhook's secret without holding it."""
     if value is None:
         return None
+    from dlpipe.redact import is_redacted
+
+    if is_redacted(value):
+        from dlpipe.errors import ConfigError
+
+        raise ConfigError(
+            f"{value} holds a secret that was redacted (***) when the model or run was saved",
+            where=where,
+            fix="pass the URL again (e.g. --store), or write the secret as ${VAR} in the pipeline file",
+        )
 
     def lookup(match: re.Match) -> str:
         name = match.group(1)

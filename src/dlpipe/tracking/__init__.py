@@ -109,12 +109,3 @@ class _Watching:
 def first_line(exc: BaseException) -> str:
     text = str(exc).strip()
     return text.splitlines()[0] if text else ""
-
-
-def shown_uri(uri: str) -> str:
-    """A tracking URI fit to print: a password or token in it masked."""
-    if "://" not in uri:
-        return uri
-    from dlpipe.monitor.store import shown
-
-    return shown(uri)

@@ -14,7 +14,8 @@ from pathlib import Path
 from typing import Any
 
 from dlpipe.errors import ConfigError, TrackingError
-from dlpipe.tracking import first_line, shown_uri
+from dlpipe.redact import redacted, shown_url
+from dlpipe.tracking import first_line
 
 BATCH = 100  # MLflow's limit on parameters per log_batch call
 MAX_VALUE = 6000  # MLflow's limit on a parameter's length
@@ -59,18 +60,18 @@ class MlflowTracker:
             from dlpipe import __version__
             from dlpipe.runs import flatten, shown
 
-            config = flatten(spec.model_dump(mode="json", exclude_none=True))
+            config = flatten(redacted(spec.model_dump(mode="json", exclude_none=True)))
             params = [self.Param(key(k), shown(v)[:MAX_VALUE]) for k, v in config.items()]
             tags = [self.RunTag("dlpipe.version", __version__), self.RunTag("dlpipe.run_folder", str(folder.resolve()))]
             for i in range(0, len(params), BATCH):
                 self.client.log_batch(self.run_id, params=params[i : i + BATCH], tags=tags if i == 0 else [])
         except Exception as exc:
-            shown = shown_uri(self.uri)
+            shown = shown_url(self.uri)
             raise TrackingError(
                 f"cannot log to MLflow at {shown}: {type(exc).__name__}: {first_line(exc).replace(self.uri, shown)}",
                 where="tracking.mlflow",
             ) from None
-        return f"tracking: MLflow at {shown_uri(self.uri)}, experiment {self.experiment!r}, run {self.run_id}"
+        return f"tracking: MLflow at {shown_url(self.uri)}, experiment {self.experiment!r}, run {self.run_id}"
 
     def _experiment(self) -> str:
         found = self.client.get_experiment_by_name(self.experiment)
