@@ -9,6 +9,12 @@ import tempfile
 from pathlib import Path
 
 import pytest
+from hypothesis import settings
+
+# every property and fuzz test: the same inputs on every run (CI never fails by luck), no example
+# database written into the repository, and no per-example deadline on a busy 2-core machine
+settings.register_profile("dlpipe", derandomize=True, database=None, deadline=None)
+settings.load_profile("dlpipe")
 
 os.environ.setdefault("OMP_NUM_THREADS", "1")
 # decoded-file cache: one fresh folder per test process, never the user's ~/.cache
