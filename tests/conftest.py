@@ -9,6 +9,15 @@ import tempfile
 from pathlib import Path
 
 import pytest
+from hypothesis import settings
+from hypothesis.configuration import set_hypothesis_home_dir
+
+# every property and fuzz test: the same inputs on every run (CI never fails by luck), no example
+# database written into the repository, and no per-example deadline on a busy 2-core machine
+settings.register_profile("dlpipe", derandomize=True, database=None, deadline=None)
+settings.load_profile("dlpipe")
+# hypothesis caches constants and Unicode tables in ./.hypothesis even without a database: not in the repo
+set_hypothesis_home_dir(str(Path(tempfile.gettempdir()) / "dlpipe-hypothesis"))
 
 os.environ.setdefault("OMP_NUM_THREADS", "1")
 # decoded-file cache: one fresh folder per test process, never the user's ~/.cache

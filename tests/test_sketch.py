@@ -1,11 +1,20 @@
-"""The one-pass statistics against numpy on known data, whatever the batches."""
+"""The one-pass statistics against numpy on known data, whatever the batches; the bins of any floats."""
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pandas as pd
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
-from dlpipe.sketch import CappedCounts, Moments, QuantileSketch
+from dlpipe.errors import DataError
+from dlpipe.features.numeric import Numeric
+from dlpipe.monitor.drift import column_drift
+from dlpipe.prepare.profile import column_profile
+from dlpipe.sketch import CappedCounts, Moments, QuantileSketch, histogram
+from dlpipe.spec import FeatureSpec
 
 QS = np.linspace(0, 1, 21)
 
@@ -63,3 +72,50 @@ def test_capped_counts_are_exact_under_the_cap_and_ordered_whatever_the_batches(
     capped = CappedCounts(cap=100)
     capped.update(pd.Series(np.arange(1_000).astype(str)))
     assert not capped.exact and len(capped.counts) == 50
+
+
+# floats as a client or a file may hold them: the limits, subnormals, neighbours of one value, inf, NaN
+EXTREMES = [1.7e308, -1.7e308, 5e-324, 1.0, np.nextafter(1.0, 2.0), 1e150, -1e150, np.inf, -np.inf, np.nan]
+floats = st.one_of(st.floats(allow_nan=True, allow_infinity=True), st.sampled_from(EXTREMES))
+columns = st.lists(floats, min_size=1, max_size=40)
+
+
+@settings(max_examples=300)
+@given(columns, st.integers(1, 25))
+def test_histogram_of_any_floats_counts_every_finite_value_between_finite_edges(values, bins):
+    x = np.array(values, dtype=np.float64)
+    counts, edges = histogram(x, bins)
+    assert len(counts) == bins and np.isfinite(edges).all() and (edges[1:] >= edges[:-1]).all()
+    assert counts.sum() == np.isfinite(x).sum()  # the extremes too: they sit on the outer edges
+    sketch = QuantileSketch()
+    sketch.update(x[np.isfinite(x)])
+    if np.isfinite(x).any():  # the streamed profile draws the same edges
+        assert np.array_equal(sketch.histogram(bins)["edges"], edges)
+
+
+@settings(max_examples=150)
+@given(columns)
+def test_profile_and_numeric_scaling_of_any_float_column(values):
+    """The profile's histogram overflowed at +-1.7e308 and failed on two neighbouring floats
+    ("too many bins"); scaling must map any column to finite inputs."""
+    column = pd.Series(values, name="x", dtype=np.float64)
+    profile = column_profile(column, "numeric", "fuzz")
+    json.dumps(profile, allow_nan=False)  # profile.json: plain finite numbers
+    for scale in ("standard", "robust", "quantile"):
+        spec = FeatureSpec(type="numeric", scale=scale)
+        try:
+            state = Numeric().fit(column, spec)
+        except DataError as exc:  # most values inf or beyond 1e150: no numbers to learn from
+            assert "not numbers" in str(exc)
+            continue
+        assert np.isfinite(Numeric().transform(column, state)).all()
+
+
+@settings(max_examples=100)
+@given(columns, columns, st.sampled_from([None, "ks", "wasserstein", "jensenshannon"]))
+def test_drift_of_any_float_columns_is_a_number_or_none(reference, current, method):
+    ref, cur = (np.array(v, dtype=np.float64) for v in (reference, current))
+    ref, cur = ref[np.isfinite(ref)], cur[np.isfinite(cur)]  # monitor/columns.py leaves out NaN and inf
+    result = column_drift(ref, cur, numeric=True, method=method)
+    for key in ("score", "psi"):
+        assert result[key] is None or not np.isinf(result[key])

@@ -1,4 +1,5 @@
-"""Mergeable one-pass statistics: moments (Welford/Chan), a quantile sketch, capped value counts.
+"""Mergeable one-pass statistics: moments (Welford/Chan), a quantile sketch, capped value counts;
+and the equal-width bins every histogram of dlpipe draws (profile, sketch, drift).
 
 Each summarises a stream of batches in bounded memory and merges with another of its kind, so a
 table larger than memory is described in one pass (prepare/streamed.py).
@@ -11,6 +12,42 @@ from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
+
+
+def _scale(low: float, high: float) -> float:
+    """1, or the range's largest magnitude when it nears the float limits (beyond 1e300 the width,
+    or the steps numpy multiplies it by, can overflow)."""
+    magnitude = max(abs(low), abs(high))
+    return magnitude if magnitude > 1e300 else 1.0
+
+
+def bin_edges(low: float, high: float, bins: int) -> np.ndarray:
+    """`bins` + 1 equal-width edges from low to high as np.histogram draws them (a single value gets
+    the range value +- 0.5); finite for any finite range: where the width overflows, the edges are
+    drawn on the range divided by its largest magnitude and multiplied back."""
+    if low == high:
+        low, high = low - 0.5, high + 0.5
+    scale = _scale(low, high)
+    return np.linspace(low / scale, high / scale, bins + 1) * scale
+
+
+def histogram(
+    values: np.ndarray, bins: int, low: float | None = None, high: float | None = None
+) -> tuple[np.ndarray, np.ndarray]:
+    """(counts, edges) of the finite values in equal-width bins from low to high (default: their
+    range), as np.histogram, but never an error: at the float limits the width overflowed, and a range
+    narrower than `bins` representable steps (1.0 and the next float) was "too many bins"."""
+    values = np.asarray(values, dtype=np.float64)
+    values = values[np.isfinite(values)]
+    if low is None or high is None:
+        low, high = (float(values.min()), float(values.max())) if len(values) else (0.0, 1.0)
+    edges = bin_edges(low, high, bins)
+    scale = _scale(edges[0], edges[-1])
+    try:  # numpy's fast path over a range: no search per value
+        counts = np.histogram(values / scale, bins, range=(edges[0] / scale, edges[-1] / scale))[0]
+    except ValueError:  # too narrow for distinct steps: a search over the (partly equal) edges
+        counts = np.histogram(values, edges)[0]
+    return counts, edges
 
 
 @dataclass
@@ -112,7 +149,7 @@ class QuantileSketch:
     def histogram(self, bins: int = 20) -> dict[str, list]:
         """Counts between `bins` + 1 equal edges from the smallest item to the largest, as np.histogram."""
         values, _ = self._weighted(None)
-        edges = np.linspace(values[0], values[-1], bins + 1)
+        edges = bin_edges(values[0], values[-1], bins)
         cuts = np.concatenate([self.below(edges[:-1]), self.below(edges[-1:], inclusive=True)])
         return {"counts": np.diff(cuts).tolist(), "edges": edges.tolist()}
 

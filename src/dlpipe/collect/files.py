@@ -65,7 +65,7 @@ def _read_bytes(path: Path) -> bytes:
 
 
 def _read_jsonl(path: Path) -> Collected:
-    text = decode_text(_read_bytes(path), None, path)[0]
+    text, _, notes, blanked = decode_lines(_read_bytes(path), None, path)
     records, bad = [], []
     for number, line in enumerate(text.splitlines(), start=1):
         if not line.strip():
@@ -80,8 +80,8 @@ def _read_jsonl(path: Path) -> Collected:
             bad.append(number)
     if not records:
         raise DataError("no JSON object on any line", where=str(path), fix="one JSON object per line is expected")
-    notes = [f"dropped {len(bad)} lines that are not JSON objects (first: line {bad[0]})"] if bad else []
-    return Collected(pd.DataFrame.from_records(records), str(path), notes=notes, dropped_lines=len(bad))
+    notes += [f"dropped {len(bad)} lines that are not JSON objects (first: line {bad[0]})"] if bad else []
+    return Collected(pd.DataFrame.from_records(records), str(path), notes=notes, dropped_lines=len(bad) + blanked)
 
 
 def decode_text(raw: bytes, encoding: str | None, path: Path) -> tuple[str, str]:
@@ -110,6 +110,43 @@ def decode_text(raw: bytes, encoding: str | None, path: Path) -> tuple[str, str]
     return raw.decode("latin-1"), "latin-1"  # unreachable: latin-1 decodes any byte
 
 
+def decode_lines(raw: bytes, encoding: str | None, path: Path) -> tuple[str, str, list[str], int]:
+    """decode_text for a file read whole, line by line where that keeps more: (text, encoding, notes,
+    lines blanked). A UTF-8 file with a few lines from a Windows export keeps its UTF-8 (decoding
+    it all as cp1252 garbled every accent), those lines read as cp1252; a line holding NUL bytes is
+    binary garbage and is blanked, so the line numbers later notes give stay the file's."""
+    lines = raw.split(b"\n")
+    foreign = [] if encoding or _looks_wide(raw) else [i for i, line in enumerate(lines) if not _utf8(line)]
+    if foreign and len(foreign) <= max(1, len(lines) // 10):
+        text = "\n".join(line.decode("utf-8") if _utf8(line) else line.decode("cp1252", "replace") for line in lines)
+        text, used = text.removeprefix("\ufeff"), "utf-8"
+        notes = [f"{len(foreign)} lines not UTF-8, read as cp1252 (first: line {foreign[0] + 1})"]
+    else:
+        text, used = decode_text(raw, encoding, path)
+        notes = [] if used == "utf-8" else [f"read as {used} (not UTF-8)"]
+    if "\x00" not in text:
+        return text, used, notes, 0
+    kept = text.split("\n")
+    nul = [i for i, line in enumerate(kept) if "\x00" in line]
+    for i in nul:
+        kept[i] = ""
+    notes.append(f"dropped {len(nul)} lines holding NUL bytes (first: line {nul[0] + 1})")
+    return "\n".join(kept), used, notes, len(nul)
+
+
+def _utf8(line: bytes) -> bool:
+    try:
+        line.decode("utf-8")
+        return True
+    except UnicodeDecodeError:
+        return False
+
+
+def _looks_wide(raw: bytes) -> bool:
+    """UTF-16/32 (a BOM, or NUL in many bytes): never decoded line by line."""
+    return raw[:2] in (b"\xff\xfe", b"\xfe\xff") or raw[:4096].count(0) > len(raw[:4096]) // 4
+
+
 STRUCTURED_ENCODINGS = (
     "utf16",
     "utf32",
@@ -134,11 +171,10 @@ def _read_csv(path: Path, src, default_delimiter: str | None) -> Collected:
     raw = _read_bytes(path)
     if not raw.strip():
         raise DataError("the file is empty", where=str(path))
-    text, encoding = decode_text(raw, src.encoding, path)
+    text, encoding, notes, blanked = decode_lines(raw, src.encoding, path)
     sample = text[:SNIFF_BYTES]
     delimiter = src.delimiter or default_delimiter or _sniff_delimiter(sample)
     header = src.header if src.header is not None else detect_header(sample, delimiter)
-    notes = [] if encoding == "utf-8" else [f"read as {encoding} (not UTF-8)"]
     if src.header is None and not header:
         notes.append("no header row detected: columns are named column_0, column_1, ...")
     text, dropped, first = _drop_ragged_records(text, delimiter, header)
@@ -157,7 +193,7 @@ def _read_csv(path: Path, src, default_delimiter: str | None) -> Collected:
         frame.columns = [f"column_{i}" for i in range(frame.shape[1])]
     frame = _tidy(frame, str(path))
     detected = {"header": header, "delimiter": delimiter, "encoding": encoding}
-    return Collected(frame, str(path), notes=notes, dropped_lines=len(dropped), options=detected)
+    return Collected(frame, str(path), notes=notes, dropped_lines=len(dropped) + blanked, options=detected)
 
 
 def _drop_ragged_records(text: str, delimiter: str, header: bool) -> tuple[str, list[int], list[str]]:

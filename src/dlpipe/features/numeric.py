@@ -51,8 +51,7 @@ class Numeric(FeatureType):
         present = x.dropna().to_numpy()
         given = int(column.notna().sum())
         if given and len(present) < MIN_PARSED_SHARE * given:
-            example = next(v for v in column.dropna() if pd.isna(pd.to_numeric(v, errors="coerce")))
-            raise not_numbers(column.name, given, len(present), example)
+            raise not_numbers(column.name, given, len(present), _first_refused(column, x))
         return numeric_state(spec, _Exact(x, present), column.name)
 
     def fitter(self, name: str, spec: FeatureSpec | None) -> NumericFitter:
@@ -119,7 +118,7 @@ class NumericFitter(Fitter):
         present = x[np.isfinite(x)]
         given = int(column.notna().sum())
         if self.example is None and len(present) < given:
-            self.example = next((v for v in column.dropna() if pd.isna(pd.to_numeric(v, errors="coerce"))), None)
+            self.example = _first_refused(column, pd.Series(x, index=column.index))
         self.given += given
         self.moments.update(present)
         self.sketch.update(present)
@@ -195,6 +194,12 @@ def not_numbers(name: object, given: int, parsed: int, example: object) -> Excep
         where=f"features.{name}",
         fix="declare it `type: category`, or clean the column",
     )
+
+
+def _first_refused(column: pd.Series, numbers: pd.Series) -> object:
+    """The first value given that is no number to `to_numbers` (text, inf, 1e200), for the message."""
+    refused = column.notna() & numbers.isna()
+    return column[refused].iloc[0] if refused.any() else None
 
 
 def _safe(spread: float) -> float:

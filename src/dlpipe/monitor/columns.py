@@ -43,6 +43,7 @@ def values(column: Column, raw: pd.Series) -> Values:
         return seconds.astype(float), missing, wrong
     if column.type == "numeric":
         numbers = pd.to_numeric(raw, errors="coerce")
+        numbers = numbers.where(np.isfinite(numbers))  # inf, as in training, is no number (and counts wrong)
         missing = numbers.isna().to_numpy()
         wrong = int((missing & raw.notna().to_numpy()).sum())
         return numbers[~missing].to_numpy(dtype=float), missing, wrong

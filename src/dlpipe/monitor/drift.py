@@ -17,6 +17,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from dlpipe.sketch import histogram
+
 SMALL_REFERENCE = 1000  # rows; at most this many: statistical tests, else distances
 FEW_VALUES = 5  # numbers with at most this many distinct values are compared as categories
 DOMAIN_ROWS = 2000  # rows of each side a domain classifier trains on, at most
@@ -54,7 +56,14 @@ def _ks(reference: np.ndarray, current: np.ndarray) -> float:
 def _wasserstein(reference: np.ndarray, current: np.ndarray) -> float:
     from scipy.stats import wasserstein_distance
 
-    return float(wasserstein_distance(reference, current) / max(float(np.std(reference)), 0.001))
+    # both scale alike, so values whose squares overflow the deviation (1e200) are compared divided
+    # by their largest magnitude, and the floor of the deviation with them
+    scale = max(float(np.abs(reference).max()), float(np.abs(current).max()))
+    scale = scale if scale > 1e150 else 1.0
+    reference, current = reference / scale, current / scale
+    with np.errstate(over="ignore"):  # 1e300 deviations away reads as far as infinity, but stays a number
+        score = wasserstein_distance(reference, current) / max(float(np.std(reference)), 0.001 / scale)
+    return float(min(score, np.finfo(np.float64).max))
 
 
 def _counts(reference: np.ndarray, current: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -95,15 +104,9 @@ def _shares(reference: np.ndarray, current: np.ndarray, bins: int | None = None)
     if bins is None:
         ref, cur = _counts(reference, current)
     else:
-        # equal-width bins over both samples, given as a range: numpy's fast path, not a search per value
         low, high = min(reference.min(), current.min()), max(reference.max(), current.max())
-        if not np.isfinite(high - low):
-            # values near the float limits (a client may send 1e308) overflow the bin width: the same
-            # equal-width bins on the values divided by the largest magnitude
-            scale = max(abs(low), abs(high))
-            reference, current, low, high = reference / scale, current / scale, low / scale, high / scale
-        ref = np.histogram(reference, bins, range=(low, high))[0].astype(float)
-        cur = np.histogram(current, bins, range=(low, high))[0].astype(float)
+        ref = histogram(reference, bins, low, high)[0].astype(float)
+        cur = histogram(current, bins, low, high)[0].astype(float)
     ref, cur = ref / ref.sum(), cur / cur.sum()
     for shares in (ref, cur):
         positive = shares[shares > 0]

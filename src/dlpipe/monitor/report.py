@@ -20,6 +20,7 @@ from dlpipe.monitor.drift import column_drift, embedding_drift
 from dlpipe.monitor.embeddings import FILE, stored_matrix
 from dlpipe.monitor.performance import estimate, live, worse_than
 from dlpipe.monitor.quality import column_quality, known_levels
+from dlpipe.sketch import histogram
 from dlpipe.spec import Monitoring
 
 
@@ -165,11 +166,11 @@ def _prediction_histogram(baseline: Baseline, predictions: np.ndarray) -> dict[s
         }
     ref = baseline.reference["prediction"].to_numpy(dtype=float)
     cur = predictions.astype(float)
-    edges = np.histogram_bin_edges(np.concatenate([ref, cur]), bins=20)
+    edges = histogram(np.concatenate([ref, cur]), 20)[1]
     return {
         "edges": edges.tolist(),
-        "reference": (np.histogram(ref, edges)[0] / max(len(ref), 1)).tolist(),
-        "current": (np.histogram(cur, edges)[0] / max(len(cur), 1)).tolist(),
+        "reference": (histogram(ref, 20, edges[0], edges[-1])[0] / max(len(ref), 1)).tolist(),
+        "current": (histogram(cur, 20, edges[0], edges[-1])[0] / max(len(cur), 1)).tolist(),
     }
 
 
@@ -185,9 +186,8 @@ def histograms(baseline: Baseline, rows: pd.DataFrame, bins: int = 20, top: int 
             continue
         if column.numeric:
             low, high = np.percentile(np.concatenate([ref, cur]), [0.5, 99.5])
-            edges = np.linspace(low, high if high > low else low + 1, bins + 1)
-            ref_counts = np.histogram(np.clip(ref, low, high), edges)[0]
-            cur_counts = np.histogram(np.clip(cur, low, high), edges)[0]
+            ref_counts, edges = histogram(np.clip(ref, low, high), bins, low, high)
+            cur_counts = histogram(np.clip(cur, low, high), bins, low, high)[0]
             out[column.name] = {
                 "edges": edges.tolist(),
                 "reference": (ref_counts / len(ref)).tolist(),

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from typing import Any
 
-import numpy as np
 import pandas as pd
 
 from dlpipe.features.numeric import to_numbers
+from dlpipe.sketch import histogram
 
 
 def column_profile(column: pd.Series, kind: str, reason: str) -> dict[str, Any]:
@@ -21,7 +21,7 @@ def column_profile(column: pd.Series, kind: str, reason: str) -> dict[str, Any]:
         x = to_numbers(column).dropna()  # finite values only
         if len(x):
             out.update(min=float(x.min()), max=float(x.max()), mean=float(x.mean()), std=float(x.std(ddof=0)))
-            counts, edges = np.histogram(x, bins=20)
+            counts, edges = histogram(x.to_numpy(), 20)
             out["histogram"] = {"counts": counts.tolist(), "edges": edges.tolist()}
     elif kind == "text":
         words = column.dropna().astype(str).str.split().str.len()

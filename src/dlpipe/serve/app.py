@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import HTMLResponse, JSONResponse, Response
+from fastapi.responses import HTMLResponse, JSONResponse, PlainTextResponse, Response
 from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException
 
@@ -362,7 +362,7 @@ def create_app(
             raise RequestError(exc.render(), 409) from None
         return {"swapped": swapped, "version": models.current.version}
 
-    @app.get("/metrics", tags=["operations"])
+    @app.get("/metrics", tags=["operations"], response_class=PlainTextResponse)  # the OpenAPI says text, as sent
     async def prometheus() -> Response:
         """Prometheus metrics: requests by route and status, latency, queue time, batch sizes, the model."""
         from prometheus_client import CONTENT_TYPE_LATEST

@@ -69,11 +69,14 @@ def parse_yaml(text: str, source: str) -> tuple[dict, dict[tuple, int]]:
     """
     try:
         node = yaml.compose(text, Loader=yaml.SafeLoader)
+        _check_aliases(node, source)  # before anything walks the tree an alias bomb would expand
         raw = yaml.load(text, Loader=_KeysAsWritten)  # a SafeLoader: no arbitrary objects
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f"{source}:{mark.line + 1}" if mark else source
         raise ConfigError(f"not valid YAML: {getattr(exc, 'problem', exc)}", where=where) from None
+    except RecursionError:  # PyYAML composes nested values recursively: [[[[... a thousand deep
+        raise ConfigError("values nested too deeply", where=source, fix="a pipeline file nests a few levels") from None
     if raw is None:
         raise ConfigError("the pipeline file is empty", where=source, fix="it needs at least name, problem and data")
     if not isinstance(raw, dict):
@@ -100,6 +103,38 @@ def parse_yaml(text: str, source: str) -> tuple[dict, dict[tuple, int]]:
 
     walk(node, ())
     return raw, lines
+
+
+MAX_VALUES = 100_000  # a pipeline file holds hundreds; aliases of aliases can expand to billions
+
+
+def _check_aliases(root: yaml.Node | None, source: str) -> None:
+    """Refuse an alias that contains itself and a document whose aliases expand beyond MAX_VALUES
+    values ("billion laughs"), counting each shared node once: linear in the file's size."""
+    sizes: dict[int, int] = {}
+    open_nodes: set[int] = set()
+
+    def size(n: yaml.Node) -> int:
+        if id(n) in sizes:
+            return sizes[id(n)]
+        if id(n) in open_nodes:
+            where = f"{source}:{n.start_mark.line + 1}"
+            raise ConfigError("an alias refers to the value that contains it", where=where)
+        open_nodes.add(id(n))
+        children = [c for pair in n.value for c in pair] if isinstance(n, yaml.MappingNode) else n.value
+        total = 1 + (sum(size(c) for c in children) if isinstance(n, yaml.CollectionNode) else 0)
+        open_nodes.discard(id(n))
+        if total > MAX_VALUES:
+            raise ConfigError(
+                f"the file expands to more than {MAX_VALUES:,} values through its aliases",
+                where=f"{source}:{n.start_mark.line + 1}",
+                fix="write the values out, or use fewer nested aliases",
+            )
+        sizes[id(n)] = total
+        return total
+
+    if root is not None:
+        size(root)
 
 
 def validate_spec(raw: dict, *, source: str = "pipeline", lines: dict[tuple, int] | None = None) -> PipelineSpec:
@@ -131,14 +166,20 @@ def _config_error(err: dict, source: str, lines: dict[tuple, int]) -> ConfigErro
     if kind in ("value_error", "assertion_error"):
         return ConfigError(f"{dotted}: {message}", where=where)
     received = err.get("input")
+    if kind == "source" and isinstance(received, dict):  # a mapping naming no kind: a typo of one?
+        for key in received:
+            close = difflib.get_close_matches(str(key), _SOURCE_KINDS, n=1, cutoff=0.5)
+            if close:
+                return ConfigError(f"unknown key '{dotted}.{key}'", where=where, fix=f"did you mean {close[0]!r}?")
     shown = repr(received) if not isinstance(received, dict | list) else type(received).__name__
     return ConfigError(f"{dotted}: {message}; received {dotted.split('.')[-1]}={shown}", where=where)
 
 
 # What pydantic inserts into an error's location after a union or dict field: the branch tried
-# ('str', 'int', "literal['auto']", 'function-after[...]') or '[key]' for a dict key.
+# ('str', 'int', "literal['auto']", 'function-after[...]', a model's class name such as 'Augment' in
+# `bool | Augment`) or '[key]' for a dict key. No key of the schema starts with a capital.
 _TYPE_NAMES = {"str", "int", "float", "bool", "none", "bytes", "[key]"}
-_TYPE_NAME = re.compile(r"constrained-[a-z]+|[a-z][a-z-]*\[.*\]", re.DOTALL)
+_TYPE_NAME = re.compile(r"constrained-[a-z]+|[a-z][a-z-]*\[.*\]|[A-Z][A-Za-z]*", re.DOTALL)
 _USER_KEYS = {("features",), ("problem", "goal")}  # mappings whose keys are the user's names
 
 
@@ -170,6 +211,7 @@ def _nearest_line(loc: tuple, lines: dict[tuple, int]) -> int | None:
     return None
 
 
+_SOURCE_KINDS = ["path", "sql", "builtin", "images", "audio", "text"]  # the key that says which source
 _SOURCE_KEYS = ["path", "format", "header", "delimiter", "encoding", "sql", "url", "builtin"]
 
 
