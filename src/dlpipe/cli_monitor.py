@@ -30,6 +30,7 @@ def cmd_monitor(args: argparse.Namespace) -> int:
         window=args.window,
         windows=args.windows,
         all_versions=args.all_versions,
+        webhook=args.webhook,
     )
     report = clean_json(report)
     if args.json:
@@ -104,6 +105,7 @@ def add_monitor_commands(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("monitor", help="drift, data quality, live performance and alerts (exit 4 on an alert)")
     p.add_argument("model", help="a model folder or a run folder")
     p.add_argument("--store", help="prediction store URL (default: the model's monitoring.store)")
+    p.add_argument("--webhook", help="the URL that receives active alerts (default: the model's monitoring.webhook)")
     p.add_argument("--since", help="only predictions since then: a duration back from now (24h, 7d) or an ISO time")
     p.add_argument("--window", type=int, help="rows per window (default: monitoring.window, 1000)")
     p.add_argument("--windows", type=int, default=50, help="how many of the latest windows to read (default 50)")

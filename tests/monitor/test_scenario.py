@@ -120,7 +120,15 @@ def test_quiet_traffic_then_two_shifted_features_then_flipped_labels(served):
         for i, label in zip(shifted_ids, shifted["churned"], strict=True)
     ]
     httpx.post(f"{url}/feedback", json=flipped)
-    done = dlpipe("monitor", str(model), "--store", store, "--json", "--html", str(folder / "dash.html"))
+    # model.json keeps the webhook's path redacted (it may be a token): the monitor says how to pass it
+    hook = json.loads((model / "model.json").read_text())["pipeline"]["monitoring"]["webhook"]
+    assert hook.endswith("/***")
+    done = dlpipe("monitor", str(model), "--store", store, "--json")
+    assert done.returncode == 4 and "pass --webhook URL" in done.stderr and not Webhook.received
+    hook = hook.replace("***", "alerts")
+    done = dlpipe(
+        "monitor", str(model), "--store", store, "--webhook", hook, "--json", "--html", str(folder / "dash.html")
+    )
     assert done.returncode == 4, done.stderr
     out = json.loads(done.stdout)
     assert {a["kind"] for a in out["alerts"]} == {"below_goal", "below_test"}

@@ -19,6 +19,13 @@ def send_webhook(url: str, report: dict[str, Any], timeout: float = 10.0) -> str
         "text": "; ".join(f"{a['kind']}: {a['message']}" for a in report["alerts"]),
     }
     # the URL often holds a secret: no message here repeats it
+    from dlpipe.redact import is_redacted
+
+    if is_redacted(url):
+        return (
+            "the webhook's URL was redacted (***) when the model was saved: pass --webhook URL, or write "
+            "its secret part as ${VAR} in pipeline.yaml"
+        )
     try:
         from dlpipe.spec.monitoring import expand
 

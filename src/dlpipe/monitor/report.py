@@ -240,11 +240,13 @@ def monitor(
     notify: bool = True,
     windows: int = 50,
     all_versions: bool = False,
+    webhook: str | None = None,
 ) -> dict[str, Any]:
     """The monitoring report of a model's logged predictions: per window and for the latest one.
     With `notify`, active alerts go to the configured webhook (its URL, which may hold a secret, is
     never part of the report). Only the latest `windows` windows are read: a store of months stays quick.
-    Only rows this version answered count, unless `all_versions` (earlier versions are another model)."""
+    Only rows this version answered count, unless `all_versions` (earlier versions are another model).
+    `webhook` replaces the configured one (whose secret model.json keeps redacted unless it is a ${VAR})."""
     from dlpipe.monitor.store import Store
     from dlpipe.redact import shown_url
 
@@ -287,10 +289,10 @@ def monitor(
         "windows": reports,
         "histograms": histograms(baseline, rows.iloc[bounds[-1][0] : bounds[-1][1]]) if bounds else {},
     }
-    if notify and alerts and settings.webhook:
+    if notify and alerts and (webhook or settings.webhook):
         from dlpipe.monitor.notify import send_webhook
 
-        error = send_webhook(settings.webhook, report)
+        error = send_webhook(webhook or settings.webhook, report)
         report["webhook"] = {"delivered": error is None, "error": error}
     return report
 
