@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import secrets
+import shutil
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -25,6 +26,7 @@ def run_folder(root: Path, name: str, resume: bool, fingerprint: str) -> Path:
     unfinished = sorted((p for p in base.glob("*") if resumable(p)), key=lambda p: p.name)
     matching = [p for p in unfinished if run_fingerprint(p) == fingerprint]
     if matching:
+        tidy(matching[-1])
         return matching[-1]
     if unfinished:
         raise ResumeError(
@@ -33,6 +35,16 @@ def run_folder(root: Path, name: str, resume: bool, fingerprint: str) -> Path:
             fix="resume with the pipeline file and data the run started with, or run without --resume",
         )
     raise ResumeError(f"no unfinished run of {name!r} to resume", where=str(base), fix="run without --resume")
+
+
+def tidy(folder: Path) -> None:
+    """Remove what a killed run's atomic writes left half-done: `*.tmp` files and `.model-*` folders
+    (dlpipe.package builds the model folder there). Nothing reads them; they only take space."""
+    for leftover in [*folder.glob(".model-*"), *folder.glob("*.tmp")]:
+        if leftover.is_dir():
+            shutil.rmtree(leftover, ignore_errors=True)
+        else:
+            leftover.unlink(missing_ok=True)
 
 
 def resumable(folder: Path) -> bool:
