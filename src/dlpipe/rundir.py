@@ -68,8 +68,12 @@ def run_fingerprint(folder: Path) -> str | None:
 def write_text(path: Path, text: str) -> None:
     """Write beside, then rename over: a crash leaves the old file or the new, never half of one."""
     tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(text)
-    tmp.replace(path)
+    try:
+        tmp.write_text(text)
+        tmp.replace(path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
 
 
 def write_json(path: Path, data: Any) -> None:
