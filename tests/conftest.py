@@ -90,6 +90,15 @@ def dlpipe(*args: str, cwd: Path | None = None, timeout: float = 600) -> subproc
     )
 
 
+def cli(*args: str) -> int:
+    """Run the real command line in this process (no interpreter start-up); returns its exit code."""
+    from dlpipe.cli import main
+
+    with pytest.raises(SystemExit) as exited:
+        main(list(args))
+    return exited.value.code
+
+
 @pytest.fixture(scope="session")
 def local_ray(tmp_path_factory):
     """One local Ray of 2 CPUs per test process, shared by the modules that use Ray (Ray Tune and Ray

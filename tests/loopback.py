@@ -28,8 +28,10 @@ def running(
     settings: Settings | None = None,
     store: str | None = None,
     shadow: str | None = None,
+    queue_rows: int = 100_000,
 ):
-    """Serve `model` until the block ends (logging predictions to `store`, if given); yields the base URL."""
+    """Serve `model` until the block ends (logging predictions to `store`, if given, through a buffer
+    of `queue_rows`); yields the base URL."""
     port = free_port()
     loaded = Runtime(model, runtime=runtime, threads=1)
     recorder = None
@@ -37,7 +39,7 @@ def running(
         from dlpipe.serve.server import make_recorder
         from dlpipe.spec import Monitoring
 
-        recorder = make_recorder(loaded, Monitoring(store=store))
+        recorder = make_recorder(loaded, Monitoring(store=store, queue_rows=queue_rows))
     source = str(model) if str(model).startswith("models:/") else None  # a server that follows an alias
     app = create_app(loaded, settings, recorder, source, shadow)
     server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="error"))

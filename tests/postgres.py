@@ -32,33 +32,53 @@ def _as_owner(command: list[str]) -> list[str]:
     return ["runuser", "-u", "postgres", "--", *command] if os.geteuid() == 0 else command
 
 
+class Cluster:
+    """A throwaway PostgreSQL server on a free loopback port: `start()` and `stop()` at will (a test
+    of a store that goes away stops it), `remove()` stops it and deletes its files."""
+
+    def __init__(self, binaries: Path) -> None:
+        self.binaries = binaries
+        self.folder = Path(tempfile.mkdtemp(prefix="dlpipe-pg-"))
+        if os.geteuid() == 0:
+            shutil.chown(self.folder, "postgres")
+        self.data, self.port = self.folder / "data", free_port()
+        self.url = f"postgresql+psycopg://dlpipe@127.0.0.1:{self.port}/postgres"
+        initdb = [str(binaries / "initdb"), "-D", str(self.data), "-A", "trust", "-U", "dlpipe", "--no-sync"]
+        subprocess.run(_as_owner(initdb), check=True, capture_output=True)
+
+    def start(self) -> None:
+        options = f"-p {self.port} -k {self.folder} -c listen_addresses=127.0.0.1 -c fsync=off"
+        start = [str(self.binaries / "pg_ctl"), "-D", str(self.data), "-o", options, "-l", str(self.folder / "log")]
+        subprocess.run(_as_owner([*start, "-w", "start"]), check=True, capture_output=True)
+
+    def stop(self) -> None:
+        stop = [str(self.binaries / "pg_ctl"), "-D", str(self.data), "-m", "fast", "-w", "stop"]
+        subprocess.run(_as_owner(stop), capture_output=True)
+
+    def remove(self) -> None:
+        self.stop()
+        shutil.rmtree(self.folder, ignore_errors=True)
+
+
+def cluster_or_skip() -> Cluster:
+    """A new server, not started; skips (or fails, with DLPIPE_REQUIRE_POSTGRES=1) without PostgreSQL."""
+    binaries = _binaries()
+    if binaries is None:
+        if os.environ.get("DLPIPE_REQUIRE_POSTGRES") == "1":
+            pytest.fail("PostgreSQL is not installed (apt-get install postgresql)")
+        pytest.skip("PostgreSQL is not installed (apt-get install postgresql)")
+    return Cluster(binaries)
+
+
 @pytest.fixture(scope="session")
 def postgres_url():
     """A SQLAlchemy URL of an empty database on a fresh server."""
     if os.environ.get("DLPIPE_TEST_POSTGRES"):
         yield os.environ["DLPIPE_TEST_POSTGRES"]
         return
-    binaries = _binaries()
-    if binaries is None:
-        if os.environ.get("DLPIPE_REQUIRE_POSTGRES") == "1":
-            pytest.fail("PostgreSQL is not installed (apt-get install postgresql)")
-        pytest.skip("PostgreSQL is not installed (apt-get install postgresql)")
-    folder = Path(tempfile.mkdtemp(prefix="dlpipe-pg-"))
-    if os.geteuid() == 0:
-        shutil.chown(folder, "postgres")
-    data, port = folder / "data", free_port()
-    subprocess.run(
-        _as_owner([str(binaries / "initdb"), "-D", str(data), "-A", "trust", "-U", "dlpipe", "--no-sync"]),
-        check=True,
-        capture_output=True,
-    )
-    options = f"-p {port} -k {folder} -c listen_addresses=127.0.0.1 -c fsync=off"
-    start = [str(binaries / "pg_ctl"), "-D", str(data), "-o", options, "-l", str(folder / "log"), "-w", "start"]
-    subprocess.run(_as_owner(start), check=True, capture_output=True)
+    cluster = cluster_or_skip()
+    cluster.start()
     try:
-        yield f"postgresql+psycopg://dlpipe@127.0.0.1:{port}/postgres"
+        yield cluster.url
     finally:
-        subprocess.run(
-            _as_owner([str(binaries / "pg_ctl"), "-D", str(data), "-m", "fast", "stop"]), capture_output=True
-        )
-        shutil.rmtree(folder, ignore_errors=True)
+        cluster.remove()

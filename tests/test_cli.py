@@ -3,11 +3,8 @@
 from __future__ import annotations
 
 import json
-import os
-import signal
 import subprocess
 import sys
-import time
 
 import pandas as pd
 import pytest
@@ -115,37 +112,6 @@ def test_tampered_model_is_refused_by_predict(tmp_path):
     result = dlpipe("predict", str(run), str(tmp_path / "pipeline.yaml"), "-o", str(tmp_path / "o.csv"))
     assert result.returncode == 2
     assert "model.safetensors does not match" in result.stderr
-
-
-@pytest.mark.slow
-def test_kill_during_training_then_resume_matches_uninterrupted_run(tmp_path):
-    config = tiny_config("breast_cancer", training={"epochs": 40, "batch_size": 16})
-    path = write(tmp_path, config)
-    env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    child = subprocess.Popen(
-        [sys.executable, "-m", "dlpipe.cli", "run", path, "--run-dir", str(tmp_path / "a")],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-        env=env,
-    )
-    deadline = time.time() + 120
-    while time.time() < deadline:
-        checkpoints = list((tmp_path / "a").rglob("checkpoint.safetensors"))
-        history = list((tmp_path / "a").rglob("history.jsonl"))
-        if checkpoints and history and len(history[0].read_text().splitlines()) >= 5:
-            break
-        time.sleep(0.05)
-    child.send_signal(signal.SIGKILL)
-    child.wait()
-    assert not list((tmp_path / "a").rglob("metrics.json")), "the run finished before it could be killed"
-
-    resumed = dlpipe("run", path, "--run-dir", str(tmp_path / "a"), "--resume")
-    assert resumed.returncode in (0, 3), resumed.stderr
-    straight = dlpipe("run", path, "--run-dir", str(tmp_path / "b"))
-    assert straight.returncode in (0, 3), straight.stderr
-    metrics = [json.loads(next((tmp_path / d).rglob("metrics.json")).read_text()) for d in ("a", "b")]
-    assert metrics[0]["test"] == metrics[1]["test"]
-    assert metrics[0]["epochs_run"] == metrics[1]["epochs_run"]
 
 
 def test_resume_with_nothing_to_resume(tmp_path):

@@ -9,6 +9,7 @@ import pytest
 
 from browser import browser_page, screenshot
 from conftest import StopAfter, dlpipe, tiny_config
+from dlpipe.errors import ArtifactError
 from dlpipe.pipeline import Pipeline
 from dlpipe.runs import MISSING, config_diff, flatten, list_runs, load_run, metric_rows
 
@@ -118,3 +119,14 @@ def test_config_diff_names_dotted_keys_and_absent_ones():
         "features": [{}, MISSING],
         "features.x.type": [MISSING, "numeric"],
     }
+
+
+def test_a_history_line_cut_short_by_a_kill_is_left_out(tmp_path):
+    folder = tmp_path / "iris" / "20261207-120000-abcd"
+    folder.mkdir(parents=True)
+    (folder / "pipeline.yaml").write_text("name: iris\n")
+    (folder / "history.jsonl").write_text('{"epoch": 1, "train_loss": 0.9}\n{"epoch": 2, "tra')
+    assert [r["epoch"] for r in load_run(folder).history] == [1]
+    (folder / "history.jsonl").write_text('{"epoch": 1, "tra\n{"epoch": 2}\n')
+    with pytest.raises(ArtifactError, match=r"history\.jsonl line 1 is not JSON"):
+        load_run(folder)

@@ -45,8 +45,12 @@ def save_checkpoint(
 
     meta = {"state": json.dumps(strict_json(state.__dict__), allow_nan=False), "param_groups": json.dumps(groups)}
     tmp = path.with_suffix(".tmp")
-    save_file(tensors, str(tmp), metadata=meta)
-    os.replace(tmp, path)
+    try:
+        save_file(tensors, str(tmp), metadata=meta)
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)  # a full disk: the last whole checkpoint stands, the space is freed
+        raise
 
 
 def load_checkpoint(

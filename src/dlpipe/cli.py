@@ -337,12 +337,14 @@ def main(argv: list[str] | None = None) -> None:
         code = 130
     except Exception as exc:
         from dlpipe.console import error
-        from dlpipe.errors import DlpipeError
+        from dlpipe.errors import DlpipeError, StorageError, disk_full
 
         if debug:
             import traceback
 
             traceback.print_exc()
+        if not isinstance(exc, DlpipeError) and disk_full(exc):
+            exc = StorageError("the disk is full (no space left on the device)", fix="free space and try again")
         if isinstance(exc, DlpipeError):
             error(exc.render())
             code = exc.exit_code

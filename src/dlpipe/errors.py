@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import errno
+
 
 class DlpipeError(Exception):
     """Base of the errors caused by input the user can fix. Exit code 2 unless a subclass says."""
@@ -42,3 +44,18 @@ class TuningError(DlpipeError):
 
 class TrackingError(DlpipeError):
     """The tracking server named in `tracking:` cannot be reached or refuses the run."""
+
+
+class StorageError(DlpipeError):
+    """A file could not be written: the disk, or the user's quota, is full."""
+
+
+FULL = ("No space left on device", "os error 28", "database or disk is full", "Disk quota exceeded")
+
+
+def disk_full(exc: BaseException) -> bool:
+    """Whether `exc` reports a full disk, in the words of the OS, pyarrow, safetensors or SQLite
+    (the last two raise their own classes, saying so only in the message)."""
+    if isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EDQUOT):
+        return True
+    return any(words in str(exc) for words in FULL)

@@ -142,6 +142,14 @@ class Pipeline:
             result = self._run(Path(run_dir), resume, reporter, warm_start, tracking)
         except BaseException as exc:
             tracking.failed(exc)
+            from dlpipe.errors import StorageError, disk_full
+
+            if disk_full(exc):
+                raise StorageError(
+                    "the disk is full (no space left on the device)",
+                    where=str(run_dir),
+                    fix="free space, then `dlpipe run --resume` continues from the last checkpoint, if one was written",
+                ) from None
             raise
         tracking.finished(result)
         return result

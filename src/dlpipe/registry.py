@@ -25,7 +25,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from dlpipe.errors import ArtifactError, ConfigError
+from dlpipe.errors import ArtifactError, ConfigError, StorageError, disk_full
 
 INDEX = "index.db"
 DEFAULT = "dlpipe-registry"
@@ -125,9 +125,9 @@ class Registry:
         home = self.root / name
         home.mkdir(parents=True, exist_ok=True)
         incoming = home / f".incoming-{uuid.uuid4().hex[:8]}"
-        copy_model(source, manifest, incoming)
         placed: Path | None = None
         try:
+            copy_model(source, manifest, incoming)  # inside: a copy a full disk cut short is removed too
             with self._db(write=True) as db:
                 # numbers only go up: a deleted version's number is never given to another model
                 latest = db.execute("SELECT MAX(version) FROM versions WHERE name = ?", (name,)).fetchone()[0]
@@ -157,10 +157,16 @@ class Registry:
                         str(run) if run else None,
                     ),
                 )
-        except BaseException:
+        except BaseException as exc:
             _remove(incoming)
             if placed is not None:
                 _remove(placed)
+            if disk_full(exc):
+                raise StorageError(
+                    f"the disk is full (no space left on the device): {name} was not registered",
+                    where=str(self.root),
+                    fix="free space, then register the model again",
+                ) from None
             raise
         return self.get(name, number)
 

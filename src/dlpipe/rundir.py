@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import secrets
+import shutil
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -25,6 +26,7 @@ def run_folder(root: Path, name: str, resume: bool, fingerprint: str) -> Path:
     unfinished = sorted((p for p in base.glob("*") if resumable(p)), key=lambda p: p.name)
     matching = [p for p in unfinished if run_fingerprint(p) == fingerprint]
     if matching:
+        tidy(matching[-1])
         return matching[-1]
     if unfinished:
         raise ResumeError(
@@ -33,6 +35,16 @@ def run_folder(root: Path, name: str, resume: bool, fingerprint: str) -> Path:
             fix="resume with the pipeline file and data the run started with, or run without --resume",
         )
     raise ResumeError(f"no unfinished run of {name!r} to resume", where=str(base), fix="run without --resume")
+
+
+def tidy(folder: Path) -> None:
+    """Remove what a killed run's atomic writes left half-done: `*.tmp` files and `.model-*` folders
+    (dlpipe.package builds the model folder there). Nothing reads them; they only take space."""
+    for leftover in [*folder.glob(".model-*"), *folder.glob("*.tmp")]:
+        if leftover.is_dir():
+            shutil.rmtree(leftover, ignore_errors=True)
+        else:
+            leftover.unlink(missing_ok=True)
 
 
 def resumable(folder: Path) -> bool:
@@ -56,8 +68,12 @@ def run_fingerprint(folder: Path) -> str | None:
 def write_text(path: Path, text: str) -> None:
     """Write beside, then rename over: a crash leaves the old file or the new, never half of one."""
     tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(text)
-    tmp.replace(path)
+    try:
+        tmp.write_text(text)
+        tmp.replace(path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
 
 
 def write_json(path: Path, data: Any) -> None:

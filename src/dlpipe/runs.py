@@ -107,8 +107,23 @@ def load_run(folder: Path, *, history: bool = True) -> Run:
         status=status,
         config=config,
         metrics=metrics or {},
-        history=[json.loads(line) for line in lines if line.strip()],
+        history=_records(lines, folder),
     )
+
+
+def _records(lines: list[str], folder: Path) -> list[dict[str, Any]]:
+    """history.jsonl's records; a last line cut short (a run killed, or a full disk, mid-write) is left out."""
+    records = []
+    for number, line in enumerate(lines, 1):
+        if not line.strip():
+            continue
+        try:
+            records.append(json.loads(line))
+        except ValueError:
+            if number == len(lines):
+                break
+            raise ArtifactError(f"history.jsonl line {number} is not JSON", where=str(folder)) from None
+    return records
 
 
 def _json(path: Path) -> Any:

@@ -384,13 +384,20 @@ def train_model(
     if prepared.spec.training.backend == "ray":
         from dlpipe.train_ray import fit_on_ray
 
-        return fit_on_ray(prepared, folder, resume=resume, fingerprint=fingerprint, on_epoch=on_epoch, init=init)
-    return fit_network(
-        prepared,
-        checkpoint_dir=folder,
-        resume=resume,
-        fingerprint=fingerprint,
-        on_epoch=on_epoch,
-        init=init,
-        clock=EpochClock(budget.deadline, budget) if budget and budget.seconds else None,
-    )
+        net, head, state = fit_on_ray(
+            prepared, folder, resume=resume, fingerprint=fingerprint, on_epoch=on_epoch, init=init
+        )
+    else:
+        net, head, state = fit_network(
+            prepared,
+            checkpoint_dir=folder,
+            resume=resume,
+            fingerprint=fingerprint,
+            on_epoch=on_epoch,
+            init=init,
+            clock=EpochClock(budget.deadline, budget) if budget and budget.seconds else None,
+        )
+    # all of it again: a run killed after its last epoch's checkpoint resumes with no epoch to run,
+    # and so no epoch that would have written the history it emptied above
+    write_history(history, state.history, metric)
+    return net, head, state
