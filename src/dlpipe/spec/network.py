@@ -54,7 +54,7 @@ class Training(_Strict):
     batch_size: Whole | Literal["auto"] = Field(
         "auto", description="rows per step; auto: the power of two nearest training rows / 16, within 32..512"
     )
-    learning_rate: float = Field(1e-3, gt=0.0, le=10.0)
+    learning_rate: float = Field(3e-3, gt=0.0, le=10.0)
     weight_decay: float = Field(1e-4, ge=0.0)
     warmup: float = Field(0.05, ge=0.0, lt=1.0, description="fraction of steps with a linear learning-rate warm-up")
     early_stopping: Whole = Field(10, ge=0, description="epochs without improvement before stopping; 0 turns it off")
