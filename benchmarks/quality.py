@@ -206,6 +206,7 @@ def measure(
     dlpipe: dict[str, dict[str, Any]],
     budget_share: float | None = None,
     best_budget: str | None = BEST_BUDGET,
+    references: bool = True,
 ) -> list[Row]:
     """Every model on every set and seed (`seeds`, else ten for small tables and three for the
     rest); `best` inside `best_budget`; with `budget_share`, the first dlpipe configuration once more
@@ -221,8 +222,9 @@ def measure(
             row = Row(name, metric.name, rows, seeds or (SMALL_SEEDS if rows < SMALL_ROWS else SEEDS))
             for seed in row.seeds:
                 prepared = Pipeline.from_dict(config(name, seed)).prepare()
-                row.results.setdefault("gradient boosting", []).append(gradient_boosting(prepared, task, metric))
-                row.results.setdefault("linear", []).append(linear(prepared, task, metric))
+                if references:
+                    row.results.setdefault("gradient boosting", []).append(gradient_boosting(prepared, task, metric))
+                    row.results.setdefault("linear", []).append(linear(prepared, task, metric))
                 for label, extra in dlpipe.items():
                     if label == "best" and best_budget:
                         extra = {**extra, "budget": best_budget}
@@ -247,7 +249,8 @@ def measure(
 
 
 def report(rows: list[Row], dlpipe: list[str], best_budget: str | None = BEST_BUDGET) -> str:
-    models = ["gradient boosting", "linear", *dlpipe]
+    references = ["gradient boosting", "linear"] if rows and "linear" in rows[0].results else []
+    models = [*references, *dlpipe]
     seeds = sorted({str(row.seeds) for row in rows})
     lines = [
         f"quality benchmark: split seeds {' or '.join(seeds)}; best inside budget {best_budget}; "
@@ -255,11 +258,9 @@ def report(rows: list[Row], dlpipe: list[str], best_budget: str | None = BEST_BU
         f"{platform.python_version()}, torch {torch.__version__}, {platform.machine()}",
         "",
         "| data set | rows | metric | "
-        + " | ".join(models)
-        + " | "
-        + " | ".join(f"{d} vs boosting" for d in dlpipe)
+        + " | ".join([*models, *(f"{d} vs boosting" for d in dlpipe if references)])
         + " |",
-        "|---|---|---|" + "---|" * (len(models) + len(dlpipe)),
+        "|---|---|---|" + "---|" * (len(models) + len(dlpipe) * bool(references)),
     ]
     wins = {d: [0, 0, 0] for d in dlpipe}  # better or level, within 1%, worse
     for row in rows:
@@ -269,7 +270,7 @@ def report(rows: list[Row], dlpipe: list[str], best_budget: str | None = BEST_BU
         second = {m: statistics.fmean(r.second for r in row.results[m]) for m in models}
         cells = [f"{mean[m]:.4f} / {second[m]:.3f} ({secs[m]:.0f} s)" for m in models]
         versus = []
-        for d in dlpipe:
+        for d in dlpipe if references else []:
             relative = (mean[d] - mean["gradient boosting"]) / abs(mean["gradient boosting"] or 1.0)
             relative = relative if up else -relative
             versus.append(f"{relative:+.2%}")
@@ -282,7 +283,7 @@ def report(rows: list[Row], dlpipe: list[str], best_budget: str | None = BEST_BU
     lines += budget_table(rows, budgeted(dlpipe))
     if "best" in dlpipe and "balanced" in dlpipe:
         lines += best_against_balanced(rows)
-    for d, (level, close, worse) in wins.items():
+    for d, (level, close, worse) in wins.items() if references else []:
         lines.append(
             f"ratio {d} vs gradient boosting: level or better on {level} of {len(rows)}, within 1% on {close}, "
             f"further behind on {worse} (aim for balanced: level on half, within 1% on the rest)"
@@ -356,6 +357,9 @@ def main(argv: list[str] | None = None) -> int:
         help="also run the first configuration with budget: SHARE x its own wall time (e.g. 0.5), and check it",
     )
     parser.add_argument(
+        "--no-references", action="store_true", help="dlpipe only: leave out gradient boosting and the linear model"
+    )
+    parser.add_argument(
         "--best-budget", default=BEST_BUDGET, help=f"the budget `best` runs in (default {BEST_BUDGET}; 'none': none)"
     )
     args = parser.parse_args(argv)
@@ -367,7 +371,7 @@ def main(argv: list[str] | None = None) -> int:
     start = time.perf_counter()
     try:
         dlpipe = configurations(args.dlpipe, ["fast"] if args.quick else PRESETS)
-        rows = measure(names, seeds, dlpipe, args.budget, best_budget)
+        rows = measure(names, seeds, dlpipe, args.budget, best_budget, not args.no_references)
         print(report(rows, list(dlpipe), best_budget))
         print(f"\nwall time {time.perf_counter() - start:.0f} s")
     except Exception:  # a report, not a test: show what failed, still exit 0

@@ -36,7 +36,7 @@ def write_pipeline(folder, name: str, store: str, **training) -> str:
         "name": "churn",
         "problem": {"task": "classification", "target": "churned", "metric": "accuracy", "goal": {"accuracy": 0.65}},
         "data": {"source": "old.csv"},
-        "training": {"epochs": 15, "early_stopping": 0, **training},
+        "training": {"epochs": 15, "early_stopping": 0, "learning_rate": 1e-3, **training},
         "monitoring": {"store": store, "window": 500, "min_labels": 30},
         "retrain": {"min_improvement": 0.02},
     }

@@ -57,7 +57,7 @@ class Training(_Strict):
     learning_rate: float = Field(3e-3, gt=0.0, le=10.0)
     weight_decay: float = Field(1e-4, ge=0.0)
     warmup: float = Field(0.05, ge=0.0, lt=1.0, description="fraction of steps with a linear learning-rate warm-up")
-    early_stopping: Whole = Field(10, ge=0, description="epochs without improvement before stopping; 0 turns it off")
+    early_stopping: Whole = Field(20, ge=0, description="epochs without improvement before stopping; 0 turns it off")
     seed: Whole = Field(42, ge=0, lt=SEED_LIMIT)
     threads: Whole | None = Field(
         None, ge=1, description="torch threads; auto: 1 under a million parameters, else all cores"

@@ -31,7 +31,7 @@ PRESETS: dict[str, dict[str, dict[str, Any]]] = {
             "numeric_embedding": "auto",
             "numeric_embedding_kind": "periodic",
         },
-        "training": {"epochs": 100, "early_stopping": 10, "learning_rate": 3e-3, "weight_decay": 1e-4},
+        "training": {"epochs": 100, "early_stopping": 20, "learning_rate": 3e-3, "weight_decay": 1e-4},
     },
     # TabM-style: members sharing the encoders, averaged; PLR embeddings; a longer schedule
     "best": {
