@@ -34,8 +34,9 @@ def test_quiet_on_samples_of_one_distribution(method):
     reference = _sample(method, rng, ref_rows, shifted=False)
     check = METHODS[method].check
     flagged = [check(reference, _sample(method, rng, cur_rows, shifted=False))["drift"] for _ in range(40)]
-    # a 5% test flags about 2 of 40 by chance; a distance or a domain classifier should flag none
-    assert sum(flagged) <= (5 if METHODS[method].kind == "p_value" else 0)
+    # a 5% test flags about 2 of 40 by chance; a distance should flag none; a domain classifier's AUC
+    # on 500 rows a side spreads about 0.022 round 0.5, so 0.55 is passed about once in 100 windows
+    assert sum(flagged) <= {"p_value": 5, "auc": 2}.get(METHODS[method].kind, 0)
 
 
 @pytest.mark.parametrize("method", sorted(METHODS))
@@ -86,6 +87,16 @@ def test_embedding_drift_needs_enough_rows_of_one_width():
     assert embedding_drift(rng.normal(size=(100, 8)), rng.normal(size=(100, 4)))["method"] is None
     shifted = embedding_drift(rng.normal(size=(300, 8)), rng.normal(1.0, 1.0, size=(300, 8)))
     assert shifted["method"] == "domain_classifier" and shifted["drift"] and shifted["score"] > 0.9
+
+
+def test_domain_classifier_scores_a_window_whatever_order_its_rows_come_in():
+    """A request's rows share one time, so the store returned them in the order of random ids: the
+    same traffic's score moved between 0.51 and 0.57 with the order of its rows."""
+    rng = np.random.default_rng(4)
+    reference, current = rng.normal(size=(212, 16)), rng.normal(size=(200, 16))
+    score = METHODS["domain_classifier"].fn
+    shuffled = [score(reference[rng.permutation(212)], current[rng.permutation(200)]) for _ in range(5)]
+    assert shuffled == [score(reference, current)] * 5
 
 
 def test_psi_of_values_near_the_float_limits_is_a_number():

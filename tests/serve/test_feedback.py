@@ -57,6 +57,18 @@ def test_every_route_logs_its_rows_with_the_ids_it_returns(wine):
     assert (stored["version"] == "1").all() and (stored["latency_ms"] > 0).all()
 
 
+def test_a_requests_rows_are_stored_in_the_order_they_were_sent(wine):
+    """The rows of one request share one time and the store breaks ties by id: random ids gave the
+    monitor a different row order, and so a different drift score, for the same traffic."""
+    url, rows, store = wine
+    records = rows.head(20).to_dict(orient="records")
+    ids = httpx.post(f"{url}/predict", json={"instances": records}).json()["ids"]
+    assert ids == sorted(ids) and len(set(ids)) == len(records) == 20 and all(len(i) == 32 for i in ids)
+    _wait_for(store, ids)
+    logged = store.predictions("wine")
+    assert logged["id"][logged["id"].isin(ids)].tolist() == ids
+
+
 def test_client_ids_and_feedback_join(wine):
     url, rows, store = wine
     records = rows.head(2).to_dict(orient="records")

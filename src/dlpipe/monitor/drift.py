@@ -137,6 +137,9 @@ def _domain_classifier(reference: np.ndarray, current: np.ndarray) -> float:
     from sklearn.pipeline import make_pipeline
     from sklearn.preprocessing import StandardScaler
 
+    # rows in a canonical order first: the folds, and so the score, then depend on which rows a side
+    # holds, not on the order the store returned them in (a request's rows share one time)
+    reference, current = (rows[np.lexsort(rows.T[::-1])] for rows in (reference, current))
     rng = np.random.default_rng(0)
     n = min(len(reference), len(current), DOMAIN_ROWS)  # balanced: AUC then reads as separability
     x = np.concatenate([reference[rng.permutation(len(reference))[:n]], current[rng.permutation(len(current))[:n]]])

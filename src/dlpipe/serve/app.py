@@ -125,7 +125,7 @@ def create_app(
             raise RequestError("the model is not ready", status=503)
         result = await call(slot, frame)
         metrics.rows.inc(len(frame))
-        ids = ids or [uuid.uuid4().hex for _ in range(len(frame))]
+        ids = ids or new_ids(len(frame))
         if recorder is not None:
             from dlpipe.monitor.recorder import Entry
 
@@ -423,6 +423,13 @@ def plain(runtime: Runtime, result: Prediction, ids: list[str]) -> dict[str, Any
         ]
     out |= {"model": runtime.name, "version": runtime.version, "ids": ids}
     return out
+
+
+def new_ids(rows: int) -> list[str]:
+    """Fresh ids for a request's rows: one random prefix, then the row's position in fixed-width hex.
+    The store orders rows of one time by id, so a request's rows come back in the order they were sent."""
+    prefix = uuid.uuid4().hex[:24]  # 96 random bits per request; the ids stay 32 hex characters
+    return [f"{prefix}{i:08x}" for i in range(rows)]
 
 
 def client_ids(ids: Any, rows: int) -> list[str]:
