@@ -14,8 +14,9 @@ import torch
 from dlpipe import metrics
 from dlpipe.decide import Decision, fit_temperature, fit_threshold
 from dlpipe.errors import ArtifactError, ConfigError
+from dlpipe.manifest import manifest_digest
 from dlpipe.model import Head
-from dlpipe.package import load_model, manifest_digest
+from dlpipe.package import load_model
 from dlpipe.pipeline import Pipeline
 
 

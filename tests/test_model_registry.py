@@ -16,7 +16,8 @@ import pytest
 import yaml
 
 from conftest import dlpipe, tiny_config
-from dlpipe.package import load_model, read_manifest
+from dlpipe.manifest import read_manifest
+from dlpipe.package import load_model
 from dlpipe.pipeline import Pipeline
 from dlpipe.registry import Registry
 

@@ -11,7 +11,8 @@ import torch
 
 from conftest import tiny_config
 from dlpipe.errors import ArtifactError, DataError
-from dlpipe.package import load_model, manifest_digest
+from dlpipe.manifest import manifest_digest
+from dlpipe.package import load_model
 from dlpipe.pipeline import Pipeline
 
 

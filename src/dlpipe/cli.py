@@ -201,7 +201,7 @@ def cmd_export(args: argparse.Namespace) -> int:
     import shutil
 
     from dlpipe.errors import ArtifactError, ConfigError
-    from dlpipe.package import ONNX, find_model_folder, read_manifest
+    from dlpipe.manifest import ONNX, find_model_folder, read_manifest
 
     folder = find_model_folder(args.model)
     manifest = read_manifest(folder)

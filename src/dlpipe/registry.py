@@ -117,7 +117,7 @@ class Registry:
     ) -> Version:
         """Copy a model folder in as the next version of its name; returns that version."""
         from dlpipe import __version__
-        from dlpipe.package import copy_model, find_model_folder, read_manifest
+        from dlpipe.manifest import copy_model, find_model_folder, read_manifest
 
         source = find_model_folder(model)
         manifest = read_manifest(source)  # a tampered or half-written folder is refused here
@@ -276,7 +276,7 @@ class Registry:
 
 def _stamp(folder: Path, version: int, parent: int | None) -> None:
     """Write the version into the copy's model.json (and its digest), so a served model knows it."""
-    from dlpipe.package import MANIFEST, manifest_digest
+    from dlpipe.manifest import MANIFEST, manifest_digest
 
     path = folder / MANIFEST
     manifest = json.loads(path.read_text())

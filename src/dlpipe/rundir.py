@@ -78,6 +78,7 @@ def write_text(path: Path, text: str) -> None:
 
 def write_json(path: Path, data: Any) -> None:
     """Strict JSON (an undefined metric, NaN, becomes null), replaced atomically."""
-    from dlpipe.package import json_default, strict_json
+    from dlpipe.manifest import json_default
+    from dlpipe.package import strict_json
 
     write_text(path, json.dumps(strict_json(data), indent=2, default=json_default, allow_nan=False))

@@ -18,7 +18,8 @@ import yaml
 
 from conftest import cli, tiny_config
 from dlpipe.errors import ArtifactError
-from dlpipe.package import REFERENCE, load_model
+from dlpipe.manifest import REFERENCE
+from dlpipe.package import load_model
 from dlpipe.registry import INDEX, Registry
 from dlpipe.runs import COMPLETE, FAILED, INTERRUPTED, list_runs
 

@@ -15,7 +15,8 @@ import pytest
 import yaml
 
 from conftest import tiny_config
-from dlpipe.package import REFERENCE, load_model, read_manifest
+from dlpipe.manifest import REFERENCE, read_manifest
+from dlpipe.package import load_model
 from dlpipe.registry import Registry
 from forkserver import ForkServer
 

@@ -12,8 +12,8 @@ import httpx
 import pandas as pd
 import pytest
 
+from dlpipe.manifest import REFERENCE
 from dlpipe.monitor.store import Store
-from dlpipe.package import REFERENCE
 from dlpipe.pipeline import Pipeline
 from loopback import running, wine_config
 from postgres import cluster_or_skip

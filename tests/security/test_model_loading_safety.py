@@ -18,7 +18,8 @@ import pytest
 from conftest import tiny_config
 from dlpipe.cli import main
 from dlpipe.errors import ArtifactError
-from dlpipe.package import MANIFEST, ONNX, REFERENCE, WEIGHTS, load_model, manifest_digest
+from dlpipe.manifest import MANIFEST, ONNX, REFERENCE, WEIGHTS, manifest_digest
+from dlpipe.package import load_model
 
 SRC = Path(__file__).resolve().parents[2] / "src" / "dlpipe"
 

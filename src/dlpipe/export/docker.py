@@ -22,7 +22,7 @@ PORT = 8000
 def export_docker(model: Path, out: Path) -> list[str]:
     """Write the folder; returns the files written, relative to `out`. `out` must not exist or be empty."""
     from dlpipe.errors import ConfigError
-    from dlpipe.package import copy_model, find_model_folder, read_manifest
+    from dlpipe.manifest import copy_model, find_model_folder, read_manifest
 
     folder = find_model_folder(model)
     manifest = read_manifest(folder)  # refuse a damaged model before copying it anywhere

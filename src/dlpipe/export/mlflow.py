@@ -30,7 +30,7 @@ COLUMN_TYPES = {"numeric": "double", "binary": "string", "category": "string", "
 def export_mlflow(model: Path, out: Path) -> list[str]:
     """Write the folder (built beside `out`, then renamed: never half-written); returns its files."""
     from dlpipe.errors import ConfigError
-    from dlpipe.package import copy_model, find_model_folder, read_manifest
+    from dlpipe.manifest import copy_model, find_model_folder, read_manifest
 
     folder = find_model_folder(model)
     manifest = read_manifest(folder)

@@ -54,7 +54,7 @@ class Baseline:
 
     @classmethod
     def from_folder(cls, model: str | Path) -> Baseline:
-        from dlpipe.package import find_model_folder, read_manifest
+        from dlpipe.manifest import find_model_folder, read_manifest
 
         folder = find_model_folder(model)
         manifest = read_manifest(folder)  # checks every file's sha256, reference.parquet's too

@@ -194,6 +194,6 @@ def holding(slot: Slot):
 
 
 def _folder(source: str | Path) -> Path:
-    from dlpipe.package import find_model_folder
+    from dlpipe.manifest import find_model_folder
 
     return find_model_folder(source)

@@ -27,7 +27,8 @@ class Runtime:
     """A loaded model folder, ready to predict tables of raw feature values."""
 
     def __init__(self, model: str | Path, runtime: str = "auto", threads: int | None = None) -> None:
-        from dlpipe.package import ONNX, load_model
+        from dlpipe.manifest import ONNX
+        from dlpipe.package import load_model
 
         self.model = load_model(model)
         self.name = self.model.name

@@ -83,7 +83,7 @@ def serve(
     settings = serving_settings(manifest, overrides)
     runtime = Runtime(model, runtime=settings.runtime, threads=settings.threads)
     if settings.shadow:
-        from dlpipe.package import find_model_folder
+        from dlpipe.manifest import find_model_folder
 
         find_model_folder(settings.shadow)  # a shadow that cannot be found is the user's to fix now
     recorder = make_recorder(runtime, monitoring_settings(manifest, store))
