@@ -18,14 +18,9 @@ def send_webhook(url: str, report: dict[str, Any], timeout: float = 10.0) -> str
         "rows": report["rows"],
         "text": "; ".join(f"{a['kind']}: {a['message']}" for a in report["alerts"]),
     }
-    # the URL often holds a secret: no message here repeats it
-    from dlpipe.redact import is_redacted
+    # the URL often holds a secret: no message here repeats it (a redacted one no longer holds it)
+    from dlpipe.errors import ConfigError
 
-    if is_redacted(url):
-        return (
-            "the webhook's URL was redacted (***) when the model was saved: pass --webhook URL, or write "
-            "its secret part as ${VAR} in pipeline.yaml"
-        )
     try:
         from dlpipe.spec.monitoring import expand
 
@@ -38,6 +33,8 @@ def send_webhook(url: str, report: dict[str, Any], timeout: float = 10.0) -> str
         with urllib.request.urlopen(request, timeout=timeout) as response:
             if response.status >= 300:
                 return f"the webhook answered {response.status}"
+    except ConfigError as exc:  # redacted when saved, or a ${VAR} not set: says which and how to pass it
+        return exc.render()
     except urllib.error.HTTPError as exc:
         return f"the webhook answered {exc.code}"
     except urllib.error.URLError as exc:

@@ -9,6 +9,7 @@ import re
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 VARIABLE = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
+FLAGS = {"monitoring.store": "--store URL", "monitoring.webhook": "--webhook URL"}  # what passes each again
 
 
 def expand(value: str | None, where: str) -> str | None:
@@ -24,7 +25,7 @@ def expand(value: str | None, where: str) -> str | None:
         raise ConfigError(
             f"{value} holds a secret that was redacted (***) when the model or run was saved",
             where=where,
-            fix="pass the URL again (e.g. --store), or write the secret as ${VAR} in the pipeline file",
+            fix=f"pass {FLAGS.get(where, 'the URL')} again, or write the secret as ${{VAR}} in the pipeline file",
         )
 
     def lookup(match: re.Match) -> str:
