@@ -344,7 +344,7 @@ def main(argv: list[str] | None = None) -> None:
 
             traceback.print_exc()
         if not isinstance(exc, DlpipeError) and disk_full(exc):
-            exc = StorageError("the disk is full (no space left on the device)", fix="free space and try again")
+            exc = StorageError.full()
         if isinstance(exc, DlpipeError):
             error(exc.render())
             code = exc.exit_code

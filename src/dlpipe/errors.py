@@ -49,6 +49,11 @@ class TrackingError(DlpipeError):
 class StorageError(DlpipeError):
     """A file could not be written: the disk, or the user's quota, is full."""
 
+    @classmethod
+    def full(cls, what: str = "", *, where: str | None = None, fix: str = "free space and try again") -> StorageError:
+        """The one message for a full disk, with what was left undone."""
+        return cls(f"the disk is full (no space left on the device){what}", where=where, fix=fix)
+
 
 FULL = ("No space left on device", "os error 28", "database or disk is full", "Disk quota exceeded")
 

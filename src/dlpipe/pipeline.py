@@ -145,8 +145,7 @@ class Pipeline:
             from dlpipe.errors import StorageError, disk_full
 
             if disk_full(exc):
-                raise StorageError(
-                    "the disk is full (no space left on the device)",
+                raise StorageError.full(
                     where=str(run_dir),
                     fix="free space, then `dlpipe run --resume` continues from the last checkpoint, if one was written",
                 ) from None

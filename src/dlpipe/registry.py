@@ -162,8 +162,8 @@ class Registry:
             if placed is not None:
                 _remove(placed)
             if disk_full(exc):
-                raise StorageError(
-                    f"the disk is full (no space left on the device): {name} was not registered",
+                raise StorageError.full(
+                    f": {name} was not registered",
                     where=str(self.root),
                     fix="free space, then register the model again",
                 ) from None
