@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import math
-import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -44,13 +43,10 @@ def save_checkpoint(
     from dlpipe.package import strict_json
 
     meta = {"state": json.dumps(strict_json(state.__dict__), allow_nan=False), "param_groups": json.dumps(groups)}
-    tmp = path.with_suffix(".tmp")
-    try:
+    from dlpipe.rundir import replacing
+
+    with replacing(path) as tmp:  # a full disk: the last whole checkpoint stands, the space is freed
         save_file(tensors, str(tmp), metadata=meta)
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)  # a full disk: the last whole checkpoint stands, the space is freed
-        raise
 
 
 def load_checkpoint(

@@ -132,12 +132,13 @@ def cmd_predict(args: argparse.Namespace) -> int:
         _echo(f"warning: {int(bad.sum())} rows have no prediction; the `problem` column says why", err=True)
     result = frame.join(predicted, rsuffix="_predicted")
     output.parent.mkdir(parents=True, exist_ok=True)
-    tmp = output.with_name(output.name + ".tmp")
-    if output.suffix.lower() == ".parquet":
-        result.to_parquet(tmp, index=False)
-    else:
-        result.to_csv(tmp, index=False)
-    tmp.replace(output)
+    from dlpipe.rundir import replacing
+
+    with replacing(output) as tmp:
+        if output.suffix.lower() == ".parquet":
+            result.to_parquet(tmp, index=False)
+        else:
+            result.to_csv(tmp, index=False)
     _echo(f"wrote {len(result)} predictions to {output}", err=True)
     return 0
 

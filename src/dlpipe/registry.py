@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from dlpipe.errors import ArtifactError, ConfigError, StorageError, disk_full
+from dlpipe.rundir import write_text
 
 INDEX = "index.db"
 DEFAULT = "dlpipe-registry"
@@ -284,9 +285,7 @@ def _stamp(folder: Path, version: int, parent: int | None) -> None:
     manifest["registry"] = {"version": version, "parent": parent}
     manifest.pop("manifest_sha256", None)
     manifest["manifest_sha256"] = manifest_digest(manifest)
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps(manifest, indent=2, allow_nan=False))
-    tmp.replace(path)
+    write_text(path, json.dumps(manifest, indent=2, allow_nan=False))
 
 
 def _read_only(folder: Path) -> None:

@@ -6,6 +6,8 @@ from __future__ import annotations
 import json
 import secrets
 import shutil
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -65,15 +67,23 @@ def run_fingerprint(folder: Path) -> str | None:
         return None
 
 
-def write_text(path: Path, text: str) -> None:
-    """Write beside, then rename over: a crash leaves the old file or the new, never half of one."""
+@contextmanager
+def replacing(path: Path) -> Iterator[Path]:
+    """A path beside `path` to write to, renamed over it when the block ends: a crash leaves the old
+    file or the new, never half of one; a block that fails (a full disk) removes its temporary file."""
     tmp = path.with_name(path.name + ".tmp")
     try:
-        tmp.write_text(text)
+        yield tmp
         tmp.replace(path)
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
+
+
+def write_text(path: Path, text: str) -> None:
+    """`text` (UTF-8) written atomically."""
+    with replacing(path) as tmp:
+        tmp.write_text(text, encoding="utf-8")
 
 
 def write_json(path: Path, data: Any) -> None:

@@ -27,7 +27,7 @@ from typing import TYPE_CHECKING, Any
 import torch
 
 from dlpipe.checkpoint import TrainState, checkpoint_fingerprint
-from dlpipe.rundir import CHECKPOINT
+from dlpipe.rundir import CHECKPOINT, replacing
 from dlpipe.train import Replica, fit_network
 
 if TYPE_CHECKING:
@@ -176,9 +176,8 @@ def _follow(
             if record == DONE:
                 done = payload, state
                 continue
-            tmp = checkpoint.with_suffix(".tmp")
-            tmp.write_bytes(payload)
-            os.replace(tmp, checkpoint)  # atomic, as local training's save
+            with replacing(checkpoint) as tmp:  # atomic, as local training's save
+                tmp.write_bytes(payload)
             on_epoch(record, TrainState(**state))
     except BaseException:
         # interrupted here (Ctrl-C, a full disk): without its queue the main worker fails, which ends

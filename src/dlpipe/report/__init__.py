@@ -30,6 +30,7 @@ from dlpipe.report.sections import (
     tuning_section,
     verdict,
 )
+from dlpipe.rundir import write_text
 
 REPORT = "report.html"
 KEYS = ("task", "target", "metric")
@@ -109,7 +110,5 @@ def _tuning_cards(folder: Path, pipeline: dict[str, Any]) -> list[str]:
 def write_report(folder: Path) -> Path:
     """report.html in the run folder, written beside and renamed: never half-written."""
     path = folder / REPORT
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(render(folder), encoding="utf-8")
-    tmp.replace(path)
+    write_text(path, render(folder))
     return path

@@ -9,6 +9,7 @@ from pathlib import Path
 
 from dlpipe.plots import STYLE, fmt, line_chart
 from dlpipe.report.sections import PALETTE, card
+from dlpipe.rundir import write_text
 from dlpipe.runs import Run, config_diff, curves, label, metric_rows, shown
 
 EXTRA_STYLE = ".best{font-weight:700;color:#2e9e5b}.wide{grid-column:1/-1}"
@@ -126,7 +127,5 @@ def render_compare(runs: list[Run]) -> str:
 def write_compare(runs: list[Run], path: Path) -> Path:
     """The comparison page, written beside and renamed: never half-written."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(render_compare(runs), encoding="utf-8")
-    tmp.replace(path)
+    write_text(path, render_compare(runs))
     return path

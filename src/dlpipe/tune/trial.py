@@ -4,7 +4,6 @@ on validation after every epoch. The test split is never seen here."""
 from __future__ import annotations
 
 import json
-import os
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -90,15 +89,15 @@ def save_weights(path: Path, net: torch.nn.Module, state: TrainState, params: di
     from safetensors.torch import save_file
 
     from dlpipe.package import strict_json
+    from dlpipe.rundir import replacing
 
     meta = {
         "state": json.dumps(strict_json(state.__dict__), allow_nan=False),
         "params": json.dumps(strict_json(params), allow_nan=False),
     }
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    save_file({k: v.contiguous() for k, v in net.state_dict().items()}, str(tmp), metadata=meta)
-    os.replace(tmp, path)
+    with replacing(path) as tmp:
+        save_file({k: v.contiguous() for k, v in net.state_dict().items()}, str(tmp), metadata=meta)
 
 
 def load_weights(path: Path, net: torch.nn.Module) -> TrainState:
